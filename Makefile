@@ -1,0 +1,77 @@
+# gear: build, install, check and test. rpm/gear.spec calls `make build` and `make install`.
+#
+#   make build                      release binaries in target/release
+#   make install DESTDIR=dir        the install layout under dir (PREFIX=/usr)
+#   make check                      rustfmt and clippy, warnings are errors
+#   make test                       unit + integration tests, then system tests in a booted machine
+#   make demo / demo-down / shell   a sandbox machine running gear
+#   make bench                      benchmarks in a booted machine
+
+PREFIX     ?= /usr
+DESTDIR    ?=
+SYSCONFDIR ?= /etc
+BINDIR      = $(PREFIX)/bin
+LIBEXECDIR  = $(PREFIX)/libexec/gear
+UNITDIR     = $(PREFIX)/lib/systemd/system
+PRESETDIR   = $(PREFIX)/lib/systemd/system-preset
+TMPFILESDIR = $(PREFIX)/lib/tmpfiles.d
+DOCDIR      = $(PREFIX)/share/doc/gear
+
+CARGO    ?= cargo
+RELEASE   = target/release
+# Helper programs, installed to $(LIBEXECDIR); `gear` itself goes to $(BINDIR).
+HELPERS   = gear-api
+UNITS     = gear-api.socket gear-api.service container.target container-active.target container.slice
+DOCS      = README.md $(wildcard docs/*.md)
+# Where `make test` and `make demo` stage an install tree for the test machine.
+STAGE     = target/stage
+TESTBED   = tests/system/testbed.sh
+
+.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(PRESETDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(RELEASE)/gear $(DESTDIR)$(BINDIR)/gear
+	for h in $(HELPERS); do install -m 0755 $(RELEASE)/$$h $(DESTDIR)$(LIBEXECDIR)/$$h; done
+	for u in $(UNITS); do install -m 0644 units/$$u $(DESTDIR)$(UNITDIR)/$$u; done
+	install -m 0644 units/system-preset/80-gear.preset $(DESTDIR)$(PRESETDIR)/80-gear.preset
+	install -m 0644 units/tmpfiles.d/gear.conf $(DESTDIR)$(TMPFILESDIR)/gear.conf
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+unit-test:
+	$(CARGO) test --all-targets --locked
+
+# The install tree the test machine boots with; rebuilt every time so it never goes stale.
+stage:
+	rm -rf $(STAGE)
+	$(MAKE) install DESTDIR=$(CURDIR)/$(STAGE)
+
+system-test: stage
+	bash tests/system/run.sh $(CURDIR)/$(STAGE) $(ONLY)
+
+test: check unit-test system-test
+
+demo: stage
+	bash tests/system/demo.sh $(CURDIR)/$(STAGE)
+
+demo-down:
+	bash $(TESTBED) down-all
+
+shell:
+	bash $(TESTBED) shell gear-demo
+
+bench: stage
+	bash tests/bench/run.sh $(CURDIR)/$(STAGE)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,103 @@
+//! The HTTP client the `gear` CLI uses to reach an agent; it sends [`Request`] values.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::StatusCode;
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::error::ErrorBody;
+use super::request::Request;
+use crate::locator::HostAddr;
+
+/// How long to wait for an agent to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client for one agent.
+#[derive(Debug, Clone)]
+pub struct Client {
+    host: HostAddr,
+    timeout: Duration,
+}
+
+/// An agent's successful answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status (2xx).
+    pub status: StatusCode,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Client {
+    /// A client for the agent at `host`; each request may take at most `timeout`.
+    pub fn new(host: HostAddr, timeout: Duration) -> Client {
+        Client { host, timeout }
+    }
+
+    /// Sends `req` and returns the answer; a non-2xx answer becomes an error carrying the
+    /// agent's message.
+    pub async fn send(&self, req: &Request) -> anyhow::Result<Answer> {
+        tokio::time::timeout(self.timeout, self.send_inner(req))
+            .await
+            .map_err(|_| anyhow!("{}: no answer within {:?}", self.host, self.timeout))?
+    }
+
+    /// Sends `req` and decodes a JSON answer.
+    pub async fn json<T: serde::de::DeserializeOwned>(&self, req: &Request) -> anyhow::Result<T> {
+        let answer = self.send(req).await?;
+        serde_json::from_slice(&answer.body)
+            .with_context(|| format!("{}: the agent's answer is not the expected JSON", self.host))
+    }
+
+    async fn send_inner(&self, req: &Request) -> anyhow::Result<Answer> {
+        let addr = self.host.socket_addr();
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
+            .await
+            .map_err(|_| anyhow!("{}: connection timed out", self.host))?
+            .with_context(|| format!("{}: cannot reach the gear agent", self.host))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .with_context(|| format!("{}: HTTP handshake", self.host))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                log::debug!("connection: {e}");
+            }
+        });
+        let body = req.body().unwrap_or_default();
+        let mut builder = hyper::Request::builder()
+            .method(req.method())
+            .uri(req.path_and_query())
+            .header(HOST, addr.as_str());
+        if !body.is_empty() {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        let http_req = builder.body(Full::new(Bytes::from(body)))?;
+        let resp = sender.send_request(http_req).await.with_context(|| {
+            format!(
+                "{}: sending {} {}",
+                self.host,
+                req.method(),
+                req.path_and_query()
+            )
+        })?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("{}: reading the answer", self.host))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(Answer { status, body });
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|e| e.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_string());
+        Err(anyhow!("{}: {} ({})", self.host, message, status.as_u16()))
+    }
+}

@@ -1,0 +1,59 @@
+//! Errors an API request can end in, each with a deliberate HTTP status.
+
+use hyper::StatusCode;
+
+use crate::id::InvalidId;
+
+/// Why a request failed. [`Error::status`] has no catch-all arm, so every new variant
+/// needs a deliberate status code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No route has this path.
+    #[error("no such resource: {0}")]
+    NoRoute(String),
+    /// The path exists, but not with this method.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The method the client used.
+        method: String,
+        /// The path it used it on.
+        path: String,
+    },
+    /// An id in the path or body is malformed.
+    #[error(transparent)]
+    InvalidId(#[from] InvalidId),
+    /// The query string or body does not say what the route needs.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The body is larger than the agent accepts.
+    #[error("request body is larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// systemd, Docker or the disk failed while carrying out a valid request.
+    #[error("{0:#}")]
+    Host(#[source] anyhow::Error),
+}
+
+impl Error {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::NoRoute(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::InvalidId(_) => StatusCode::BAD_REQUEST,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The JSON body of every error answer: `{"Message": "..."}`, as geard's clients expect.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, in one sentence a person understands.
+    #[serde(rename = "Message")]
+    pub message: String,
+}

@@ -1,0 +1,23 @@
+//! The HTTP API of `gear-api`, shared by the agent and the `gear` CLI.
+//!
+//! Routes (see `docs/api.md`): `GET /containers[?all=1]`. Every error answer is JSON
+//! `{"Message": "..."}` with a fitting 4xx/5xx status.
+//!
+//! - [`request`]: the route table, parsing HTTP into [`Request`] and back;
+//! - [`handle`]: carrying a request out against systemd and the disk;
+//! - [`server`]: the accept loop of `gear-api`;
+//! - [`client`]: what `gear` sends requests with;
+//! - [`error`]: the errors and their status codes.
+
+pub mod client;
+pub mod error;
+pub mod handle;
+pub mod request;
+pub mod server;
+
+pub use client::Client;
+pub use error::Error;
+pub use request::Request;
+
+/// The port the agent listens on by default (geard's).
+pub const DEFAULT_PORT: u16 = 43273;

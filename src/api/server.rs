@@ -1,0 +1,155 @@
+//! The HTTP/1.1 server of `gear-api`: accept loop, body limits, idle exit, clean shutdown.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use super::error::{Error, ErrorBody};
+use super::handle::{Context, Reply, execute};
+use super::request::Request;
+use crate::systemd::{Systemd, notify};
+
+/// The largest request body the agent reads; larger ones are answered 413.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// How long in-flight requests may take to finish once the agent is told to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How the server runs.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Exit after this long with no open connection; the socket unit starts the agent
+    /// again on the next one (as systemd-socket-proxyd's `--exit-idle-time`).
+    pub exit_idle: Option<Duration>,
+}
+
+/// Serves requests on `listener` until SIGTERM/SIGINT, or until idle for
+/// [`ServeOptions::exit_idle`].
+pub async fn serve<S: Systemd>(
+    listener: TcpListener,
+    ctx: Arc<Context<S>>,
+    opts: ServeOptions,
+) -> anyhow::Result<()> {
+    let open = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(Notify::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    notify::ready("serving");
+    let reason = loop {
+        let idle = async {
+            match opts.exit_idle {
+                Some(d) if open.load(Ordering::SeqCst) == 0 => tokio::time::sleep(d).await,
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    // A failed accept (EMFILE, a reset before accept) is one client's
+                    // problem; keep serving the others.
+                    Err(e) => { log::warn!("accept failed: {e}"); continue; }
+                };
+                let _ = stream.set_nodelay(true);
+                open.fetch_add(1, Ordering::SeqCst);
+                let ctx = ctx.clone();
+                let service = service_fn(move |req| {
+                    let ctx = ctx.clone();
+                    async move { Ok::<_, Infallible>(respond(&ctx, req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                let (open, closed) = (open.clone(), closed.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        log::debug!("connection from {peer}: {e}");
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    closed.notify_one();
+                });
+            }
+            // Re-arm the idle timer whenever a connection closes.
+            _ = closed.notified() => {}
+            _ = idle => break "idle",
+            _ = term.recv() => break "SIGTERM",
+            _ = tokio::signal::ctrl_c() => break "SIGINT",
+        }
+    };
+    log::info!("stopping ({reason})");
+    notify::stopping(&format!("stopping ({reason})"));
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        log::warn!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
+    }
+    Ok(())
+}
+
+/// Turns one HTTP request into a response; never fails, errors become JSON answers.
+async fn respond<S: Systemd>(
+    ctx: &Context<S>,
+    req: hyper::Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let result = async {
+        let query = req.uri().query().map(str::to_string);
+        let body = read_body(req.into_body()).await?;
+        let request = Request::parse(&method, &path, query.as_deref(), &body)?;
+        execute(ctx, request).await
+    }
+    .await;
+    match result {
+        Ok(Reply::Json(status, value)) => {
+            log::info!("{method} {path} -> {}", status.as_u16());
+            json_response(status, &value)
+        }
+        Err(e) => {
+            let status = e.status();
+            log::info!("{method} {path} -> {}: {e}", status.as_u16());
+            json_response(
+                status,
+                &ErrorBody {
+                    message: e.to_string(),
+                },
+            )
+        }
+    }
+}
+
+async fn read_body(body: Incoming) -> Result<Bytes, Error> {
+    // Refuse on Content-Length before reading: hyper then never sends `100 Continue`, so a
+    // client uploading a huge body gets the 413 instead of a reset.
+    if hyper::body::Body::size_hint(&body).lower() > MAX_BODY as u64 {
+        return Err(Error::BodyTooLarge { limit: MAX_BODY });
+    }
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(Error::BodyTooLarge { limit: MAX_BODY }),
+        Err(e) => Err(Error::BadRequest(format!("reading the request body: {e}"))),
+    }
+}
+
+fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let mut body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    body.push(b'\n');
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}

@@ -1,0 +1,90 @@
+//! gear-api: the HTTP agent. Socket-activated by `gear-api.socket` (port 43273); answers
+//! the routes of `docs/api.md`, reports READY to systemd, and may exit when idle.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use gear::api::handle::Context;
+use gear::api::server::{ServeOptions, serve};
+use gear::paths::Paths;
+use gear::systemd::{activation, dbus::Dbus};
+
+/// The gear agent: installs and controls containers on this host over HTTP.
+///
+/// Normally started by systemd through gear-api.socket, which passes the listening socket.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Listen on this address instead of a socket from systemd (for development only).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<std::net::SocketAddr>,
+    /// Exit after this long without any open connection (e.g. 120s); gear-api.socket
+    /// starts the agent again on the next connection. Never, if not given.
+    #[arg(long, value_name = "DURATION", value_parser = gear::duration::parse)]
+    exit_idle_time: Option<Duration>,
+    /// More logging on stderr (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    gear::logging::init(cli.verbose.max(1));
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    // LISTEN_FDS must be taken before any thread exists (sd_listen_fds(3)).
+    let listener = match (activation::listener_from_env()?, cli.listen) {
+        (Some(l), _) => l,
+        (None, Some(addr)) => {
+            std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?
+        }
+        (None, None) => anyhow::bail!(
+            "no socket from systemd: start gear-api.socket, or pass --listen ADDR:PORT for development"
+        ),
+    };
+    listener
+        .set_nonblocking(true)
+        .context("making the listener non-blocking")?;
+    // One thread is plenty for an agent whose work is waiting on systemd and Docker, and
+    // keeps its resident memory small.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let systemd = Dbus::new();
+        let ctx = Arc::new(Context {
+            paths: Paths::system(),
+            systemd,
+        });
+        serve(
+            listener,
+            ctx,
+            ServeOptions {
+                exit_idle: cli.exit_idle_time,
+            },
+        )
+        .await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

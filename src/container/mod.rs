@@ -1,0 +1,32 @@
+//! Containers: what the agent reports about them and the operations on them.
+
+pub mod list;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::ContainerId;
+
+/// One container as `GET /containers` reports it (geard's field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerState {
+    /// The container id.
+    pub id: ContainerId,
+    /// systemd's `ActiveState` of `ctr-<id>.service`.
+    pub active_state: String,
+    /// systemd's `SubState`.
+    pub sub_state: String,
+    /// systemd's `LoadState`.
+    pub load_state: String,
+    /// The queued job, if any (`start`, `stop`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<String>,
+}
+
+/// The answer of `GET /containers`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerList {
+    /// Containers sorted by id.
+    pub containers: Vec<ContainerState>,
+}

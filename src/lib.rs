@@ -1,0 +1,20 @@
+//! gear installs Docker images as containers on a Linux host, each container a systemd
+//! unit (`ctr-<id>.service`), driven by the `gear` CLI and by the `gear-api` HTTP agent.
+//!
+//! Architecture (see `docs/architecture.md`):
+//! - `gear-api` is socket-activated by `gear-api.socket` (port 43273). It parses each HTTP
+//!   request into an [`api::Request`], carries it out through the [`systemd::Systemd`] seam
+//!   and the files under [`paths::Paths`], and may exit when idle.
+//! - `gear` parses locators ([`locator`]) and sends the same [`api::Request`] values to one
+//!   or many agents in parallel with [`api::Client`].
+//! - systemd supervises everything; gear never daemonizes or writes PID files.
+
+pub mod api;
+pub mod cli;
+pub mod container;
+pub mod duration;
+pub mod id;
+pub mod locator;
+pub mod logging;
+pub mod paths;
+pub mod systemd;

@@ -1,0 +1,70 @@
+//! Every on-disk location gear reads or writes, derived from one root.
+//!
+//! Production uses `/`; tests and the binaries' `GEAR_ROOT` variable re-root everything,
+//! so no other module joins `/var/lib/...` strings itself. `docs/disk-layout.md` mirrors
+//! this file.
+
+use std::path::{Path, PathBuf};
+
+use crate::id::ContainerId;
+
+/// The environment variable that moves the whole tree (for tests and development).
+pub const ROOT_ENV: &str = "GEAR_ROOT";
+
+/// All locations, relative to a root directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    root: PathBuf,
+}
+
+impl Paths {
+    /// Locations under `root` (`/` on a real host).
+    pub fn new(root: impl Into<PathBuf>) -> Paths {
+        Paths { root: root.into() }
+    }
+
+    /// The real host's locations, unless `GEAR_ROOT` moves them.
+    pub fn system() -> Paths {
+        match std::env::var_os(ROOT_ENV) {
+            Some(root) if !root.is_empty() => Paths::new(root),
+            _ => Paths::new("/"),
+        }
+    }
+
+    /// The root everything else is under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `/var/lib/containers`: gear's state (geard's layout; Podman's `storage/` is left alone).
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("var/lib/containers")
+    }
+
+    /// `/var/lib/containers/units`: the generated container unit files.
+    pub fn units_dir(&self) -> PathBuf {
+        self.state_dir().join("units")
+    }
+
+    /// `/var/lib/containers/units/ctr-<id>.service`: a container's unit file. Its presence
+    /// is what makes a container installed.
+    pub fn unit_file(&self, id: &ContainerId) -> PathBuf {
+        self.units_dir().join(id.unit_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn everything_is_under_the_root() {
+        let p = Paths::new("/tmp/x");
+        let id: ContainerId = "web-1".parse().unwrap();
+        assert_eq!(
+            p.unit_file(&id),
+            Path::new("/tmp/x/var/lib/containers/units/ctr-web-1.service")
+        );
+        assert!(p.state_dir().starts_with(p.root()));
+    }
+}
