@@ -10,6 +10,7 @@
 //! - systemd supervises everything; gear never daemonizes or writes PID files.
 
 pub mod api;
+pub mod atomic_file;
 pub mod cli;
 pub mod container;
 pub mod duration;
