@@ -51,6 +51,43 @@ impl Paths {
     pub fn unit_file(&self, id: &ContainerId) -> PathBuf {
         self.units_dir().join(id.unit_name())
     }
+
+    /// `/var/lib/containers/specs`: what each container was installed with.
+    pub fn specs_dir(&self) -> PathBuf {
+        self.state_dir().join("specs")
+    }
+
+    /// `/var/lib/containers/specs/<id>.json`: the install request of one container, as
+    /// the agent last accepted it (image, ports, environment, limits).
+    pub fn spec_file(&self, id: &ContainerId) -> PathBuf {
+        self.specs_dir().join(format!("{id}.json"))
+    }
+
+    /// `/var/lib/containers/env`: environment files, one per environment id.
+    pub fn env_dir(&self) -> PathBuf {
+        self.state_dir().join("env")
+    }
+
+    /// `/var/lib/containers/env/<id>`: `NAME=VALUE` lines, read by `docker run --env-file`.
+    pub fn env_file(&self, id: &ContainerId) -> PathBuf {
+        self.env_dir().join(id.as_str())
+    }
+
+    /// `/var/lib/containers/ports`: one entry per reserved host port, named by the port.
+    pub fn ports_dir(&self) -> PathBuf {
+        self.state_dir().join("ports")
+    }
+
+    /// `/etc/systemd/system`: where systemd looks for administrator units.
+    pub fn systemd_dir(&self) -> PathBuf {
+        self.root.join("etc/systemd/system")
+    }
+
+    /// `/etc/systemd/system/container-active.target.wants`: a link here to a container's
+    /// unit means "run it, and start it at boot".
+    pub fn active_wants_dir(&self) -> PathBuf {
+        self.systemd_dir().join("container-active.target.wants")
+    }
 }
 
 #[cfg(test)]

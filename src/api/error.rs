@@ -2,6 +2,8 @@
 
 use hyper::StatusCode;
 
+use crate::container::lifecycle;
+use crate::container::ports::PortError;
 use crate::id::InvalidId;
 
 /// Why a request failed. [`Error::status`] has no catch-all arm, so every new variant
@@ -31,6 +33,9 @@ pub enum Error {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// An operation on a container failed.
+    #[error(transparent)]
+    Container(#[from] lifecycle::Error),
     /// systemd, Docker or the disk failed while carrying out a valid request.
     #[error("{0:#}")]
     Host(#[source] anyhow::Error),
@@ -45,6 +50,20 @@ impl Error {
             Error::InvalidId(_) => StatusCode::BAD_REQUEST,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Container(e) => match e {
+                lifecycle::Error::NotInstalled(_) => StatusCode::NOT_FOUND,
+                lifecycle::Error::ImageUnavailable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                lifecycle::Error::Ports(p) => match p {
+                    PortError::InUse { .. } => StatusCode::CONFLICT,
+                    PortError::DuplicateInternal(_) | PortError::DuplicateExternal(_) => {
+                        StatusCode::BAD_REQUEST
+                    }
+                    PortError::Exhausted { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    PortError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                },
+                lifecycle::Error::Job { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                lifecycle::Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -5,18 +5,11 @@ use serde::Serialize;
 
 use super::error::Error;
 use super::request::Request;
-use crate::container;
-use crate::paths::Paths;
+use crate::container::lifecycle::Host;
+use crate::container::{self, ContainerState};
+use crate::docker::Docker;
+use crate::id::ContainerId;
 use crate::systemd::Systemd;
-
-/// What the agent works with: where its files are and how it reaches systemd.
-#[derive(Debug)]
-pub struct Context<S> {
-    /// Every on-disk location.
-    pub paths: Paths,
-    /// The service manager.
-    pub systemd: S,
-}
 
 /// A successful answer, before it is turned into HTTP.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,15 +25,73 @@ impl Reply {
     }
 }
 
+/// `GET /container/:id/ports`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PortsReply {
+    ports: Vec<container::ports::PortPair>,
+}
+
+/// `GET /container/:id/status`: systemd's view and what the container was installed with.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StatusReply {
+    #[serde(flatten)]
+    state: ContainerState,
+    spec: container::spec::ContainerSpec,
+}
+
 /// Executes one request. The `match` is exhaustive: a new [`Request`] variant does not
 /// compile until it is handled here.
-pub async fn execute<S: Systemd>(ctx: &Context<S>, req: Request) -> Result<Reply, Error> {
+pub async fn execute<S: Systemd, D: Docker>(
+    host: &Host<S, D>,
+    req: Request,
+) -> Result<Reply, Error> {
     match req {
         Request::ListContainers { all } => {
-            let list = container::list::list(&ctx.paths, &ctx.systemd, all)
+            let list = container::list::list(&host.paths, &host.systemd, all)
                 .await
                 .map_err(Error::Host)?;
             Reply::ok(&list)
         }
+        Request::Install { id, body } => Reply::ok(&host.install(&id, body).await?),
+        Request::Delete(id) => {
+            host.delete(&id).await?;
+            Reply::ok(&serde_json::json!({ "Id": id, "Deleted": true }))
+        }
+        Request::Status(id) => status(host, &id).await,
+        Request::Ports(id) => Reply::ok(&PortsReply {
+            ports: host.spec(&id)?.ports,
+        }),
+        Request::Start(id) => {
+            host.start(&id).await?;
+            status(host, &id).await
+        }
+        Request::Stop(id) => {
+            host.stop(&id).await?;
+            status(host, &id).await
+        }
+        Request::Restart(id) => {
+            host.restart(&id).await?;
+            status(host, &id).await
+        }
     }
+}
+
+async fn status<S: Systemd, D: Docker>(
+    host: &Host<S, D>,
+    id: &ContainerId,
+) -> Result<Reply, Error> {
+    let spec = host.spec(id)?;
+    let unit = host.state(id).await?;
+    Reply::ok(&StatusReply {
+        state: ContainerState {
+            id: id.clone(),
+            active_state: unit.active_state,
+            sub_state: unit.sub_state,
+            load_state: unit.load_state,
+            job_type: None,
+        },
+        spec,
+    })
 }

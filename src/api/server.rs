@@ -16,8 +16,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use super::error::{Error, ErrorBody};
-use super::handle::{Context, Reply, execute};
+use super::handle::{Reply, execute};
 use super::request::Request;
+use crate::container::lifecycle::Host;
+use crate::docker::Docker;
 use crate::systemd::{Systemd, notify};
 
 /// The largest request body the agent reads; larger ones are answered 413.
@@ -36,9 +38,9 @@ pub struct ServeOptions {
 
 /// Serves requests on `listener` until SIGTERM/SIGINT, or until idle for
 /// [`ServeOptions::exit_idle`].
-pub async fn serve<S: Systemd>(
+pub async fn serve<S: Systemd, D: Docker>(
     listener: TcpListener,
-    ctx: Arc<Context<S>>,
+    ctx: Arc<Host<S, D>>,
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
     let open = Arc::new(AtomicUsize::new(0));
@@ -100,8 +102,8 @@ pub async fn serve<S: Systemd>(
 }
 
 /// Turns one HTTP request into a response; never fails, errors become JSON answers.
-async fn respond<S: Systemd>(
-    ctx: &Context<S>,
+async fn respond<S: Systemd, D: Docker>(
+    ctx: &Host<S, D>,
     req: hyper::Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let method = req.method().clone();

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use gear::api::handle::Context;
 use gear::api::server::{ServeOptions, serve};
+use gear::container::lifecycle::Host;
+use gear::container::ports::PortRange;
+use gear::docker::DockerApi;
 use gear::paths::Paths;
 use gear::systemd::{activation, dbus::Dbus};
 
@@ -64,14 +66,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let systemd = Dbus::new();
-        let ctx = Arc::new(Context {
-            paths: Paths::system(),
-            systemd,
-        });
+        let host = Host::new(
+            Paths::system(),
+            Dbus::new(),
+            DockerApi::default(),
+            PortRange::default(),
+        );
         serve(
             listener,
-            ctx,
+            Arc::new(host),
             ServeOptions {
                 exit_idle: cli.exit_idle_time,
             },

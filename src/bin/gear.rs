@@ -4,9 +4,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use gear::api::Request;
+use gear::cli::container::{each, field, ports};
 use gear::cli::{self, Remote};
-use gear::locator::HostAddr;
+use gear::container::environment::{Environment, EnvironmentBody};
+use gear::container::ports::PortRequest;
+use gear::container::spec::{Cpus, Image, InstallRequest, Memory, RestartPolicy, SliceName};
+use gear::locator::{HostAddr, Locator};
 
 /// Install Docker images as containers supervised by systemd, on this host or many.
 ///
@@ -27,6 +33,44 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Install IMAGE as a container on each LOCATOR (HOST[:PORT]/ID); update it if it exists.
+    ///
+    /// The container runs as the systemd unit ctr-ID.service. An update takes effect at
+    /// the next start.
+    Install(InstallArgs),
+    /// Start containers (and start them at every boot).
+    Start {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Stop containers (and keep them stopped at boot).
+    Stop {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Restart containers.
+    Restart {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Show the state of containers.
+    Status {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+        /// Print each agent's JSON answer, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop containers and remove them with everything they own (unit, ports, environment).
+    Delete {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
     /// List the containers on one or more hosts.
     ListUnits {
         /// Hosts to ask (default: localhost).
@@ -39,6 +83,65 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+struct InstallArgs {
+    /// The Docker image to run (pulled if the host does not have it).
+    image: Image,
+    /// Where to install it: HOST[:PORT]/ID, one or more.
+    #[arg(required = true)]
+    locators: Vec<Locator>,
+    /// Start it now, and at every boot.
+    #[arg(long)]
+    start: bool,
+    /// Publish container port INTERNAL on host port EXTERNAL; 0 picks a free host port.
+    #[arg(short, long = "publish", value_name = "INTERNAL:EXTERNAL")]
+    ports: Vec<PortRequest>,
+    /// Set an environment variable (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = Environment::parse_assignment)]
+    env: Vec<gear::container::environment::Variable>,
+    /// Read environment variables from a file of KEY=VALUE lines.
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<std::path::PathBuf>,
+    /// The systemd slice to run in (default container.slice).
+    #[arg(long, value_name = "SLICE")]
+    slice: Option<SliceName>,
+    /// Memory limit, e.g. 256M or 1G.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<Memory>,
+    /// CPU limit in CPUs, e.g. 0.5.
+    #[arg(long, value_name = "CPUS")]
+    cpus: Option<Cpus>,
+    /// What systemd does when the container exits: no, on-failure (default) or always.
+    #[arg(long, value_name = "POLICY")]
+    restart: Option<RestartPolicy>,
+}
+
+impl InstallArgs {
+    fn request(&self) -> anyhow::Result<InstallRequest> {
+        let mut env = match &self.env_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Environment::parse(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => Environment::new(),
+        };
+        for v in &self.env {
+            env.set(v.clone());
+        }
+        Ok(InstallRequest {
+            image: self.image.clone(),
+            started: self.start,
+            ports: self.ports.clone(),
+            environment: (!env.is_empty()).then(|| EnvironmentBody::from(env)),
+            systemd_slice: self.slice.clone(),
+            memory: self.memory,
+            cpus: self.cpus,
+            restart: self.restart,
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -81,7 +184,105 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             cli::list::list_units(&remote, &hosts, all, json, &mut out, &mut err).await
         }
+        Command::Install(args) => {
+            let body = args.request()?;
+            let make = |l: &Locator| Request::Install {
+                id: l.id.clone(),
+                body: body.clone(),
+            };
+            let describe = |l: &Locator, a: &_| {
+                let verb = if args.start {
+                    "installed and started"
+                } else {
+                    "installed"
+                };
+                match ports(a) {
+                    p if p.is_empty() => format!("{l}: {verb}"),
+                    p => format!("{l}: {verb}, ports {p}"),
+                }
+            };
+            each(&remote, &args.locators, make, describe, &mut out, &mut err).await
+        }
+        Command::Start { locators } => {
+            let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
+            each(
+                &remote,
+                &locators,
+                |l| Request::Start(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::Stop { locators } => {
+            let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
+            each(
+                &remote,
+                &locators,
+                |l| Request::Stop(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::Restart { locators } => {
+            let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
+            each(
+                &remote,
+                &locators,
+                |l| Request::Restart(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::Status { locators, json } => {
+            let describe = |l: &Locator, a: &gear::api::client::Answer| {
+                if json {
+                    String::from_utf8_lossy(&a.body).trim().to_string()
+                } else {
+                    format!(
+                        "{l}: {} ({}), image {}",
+                        field(a, "ActiveState"),
+                        field(a, "SubState"),
+                        spec_image(a)
+                    )
+                }
+            };
+            each(
+                &remote,
+                &locators,
+                |l| Request::Status(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::Delete { locators } => {
+            let describe = |l: &Locator, _: &_| format!("{l}: deleted");
+            each(
+                &remote,
+                &locators,
+                |l| Request::Delete(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
     }
+}
+
+/// The image of a status answer.
+fn spec_image(answer: &gear::api::client::Answer) -> String {
+    serde_json::from_slice::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|v| v["Spec"]["Image"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
 //! Containers: what the agent reports about them and the operations on them.
 
+pub mod environment;
+pub mod lifecycle;
 pub mod list;
+pub mod ports;
+pub mod spec;
+pub mod unit;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,10 +1,11 @@
 //! [`Systemd`] over D-Bus: `org.freedesktop.systemd1.Manager` through zbus_systemd's proxy.
 
 use anyhow::Context as _;
+use futures_util::StreamExt as _;
 use tokio::sync::OnceCell;
-use zbus_systemd::systemd1::ManagerProxy;
+use zbus_systemd::systemd1::{ManagerProxy, UnitProxy};
 
-use super::{Systemd, UnitInfo};
+use super::{Action, JobResult, Systemd, UnitInfo, UnitState};
 
 /// The system bus, connected on first use and shared by every call to PID 1.
 ///
@@ -22,13 +23,25 @@ impl Dbus {
         Dbus::default()
     }
 
-    async fn manager(&self) -> anyhow::Result<ManagerProxy<'static>> {
-        let conn = self
-            .conn
-            .get_or_try_init(zbus::Connection::system)
+    async fn conn(&self) -> anyhow::Result<&zbus::Connection> {
+        self.conn
+            .get_or_try_init(|| async {
+                let conn = zbus::Connection::system().await.context(
+                    "connecting to the system D-Bus (is systemd running, and are we root?)",
+                )?;
+                // systemd emits JobRemoved only while some client is subscribed.
+                ManagerProxy::new(&conn)
+                    .await?
+                    .subscribe()
+                    .await
+                    .context("subscribing to systemd signals")?;
+                anyhow::Ok(conn)
+            })
             .await
-            .context("connecting to the system D-Bus (is systemd running, and are we root?)")?;
-        ManagerProxy::new(conn)
+    }
+
+    async fn manager(&self) -> anyhow::Result<ManagerProxy<'static>> {
+        ManagerProxy::new(self.conn().await?)
             .await
             .context("creating the systemd manager proxy")
     }
@@ -67,5 +80,70 @@ impl Systemd for Dbus {
                 },
             )
             .collect())
+    }
+
+    async fn unit_state(&self, name: &str) -> anyhow::Result<UnitState> {
+        let path = self
+            .manager()
+            .await?
+            .load_unit(name.to_string())
+            .await
+            .with_context(|| format!("loading unit {name}"))?;
+        // Uncached: a stale ActiveState is worse than one more D-Bus round trip.
+        let unit = UnitProxy::builder(self.conn().await?)
+            .path(path)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .with_context(|| format!("creating a proxy for {name}"))?;
+        let ctx = || format!("reading the state of {name}");
+        Ok(UnitState {
+            load_state: unit.load_state().await.with_context(ctx)?,
+            active_state: unit.active_state().await.with_context(ctx)?,
+            sub_state: unit.sub_state().await.with_context(ctx)?,
+            need_daemon_reload: unit.need_daemon_reload().await.with_context(ctx)?,
+        })
+    }
+
+    async fn run_job(&self, action: Action, name: &str) -> anyhow::Result<JobResult> {
+        let manager = self.manager().await?;
+        // Listen before queueing the job, or a fast job's JobRemoved could be missed.
+        let mut removed = manager
+            .receive_job_removed()
+            .await
+            .context("subscribing to systemd job signals")?;
+        let (unit, mode) = (name.to_string(), "replace".to_string());
+        let job = match action {
+            Action::Start => manager.start_unit(unit, mode).await,
+            Action::Stop => manager.stop_unit(unit, mode).await,
+            Action::Restart => manager.restart_unit(unit, mode).await,
+        }
+        .with_context(|| format!("asking systemd to {action:?} {name}").to_lowercase())?;
+        while let Some(signal) = removed.next().await {
+            let args = signal.args().context("reading a JobRemoved signal")?;
+            if *args.job() == job {
+                return Ok(match args.result().as_str() {
+                    "done" => JobResult::Done,
+                    other => JobResult::Other(other.to_string()),
+                });
+            }
+        }
+        anyhow::bail!("the system bus closed while waiting for the {action:?} job of {name}")
+    }
+
+    async fn reset_failed(&self, name: &str) -> anyhow::Result<()> {
+        self.manager()
+            .await?
+            .reset_failed_unit(name.to_string())
+            .await
+            .with_context(|| format!("resetting the failed state of {name}"))
+    }
+
+    async fn reload(&self) -> anyhow::Result<()> {
+        self.manager()
+            .await?
+            .reload()
+            .await
+            .context("reloading systemd (daemon-reload)")
     }
 }

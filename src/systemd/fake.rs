@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use super::{Systemd, UnitInfo};
+use super::{Action, JobResult, Systemd, UnitInfo, UnitState};
 
 /// Holds the units a test says are loaded, and records every call.
 #[derive(Debug, Default)]
@@ -41,7 +41,68 @@ fn glob_match(pattern: &str, name: &str) -> bool {
     }
 }
 
+impl FakeSystemd {
+    fn record(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+    }
+
+    /// The active state the fake holds for `name` (`inactive` if it has none).
+    pub fn active_state(&self, name: &str) -> String {
+        self.units
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|u| u.name == name)
+            .map_or("inactive".into(), |u| u.active_state.clone())
+    }
+}
+
 impl Systemd for FakeSystemd {
+    async fn unit_state(&self, name: &str) -> anyhow::Result<UnitState> {
+        self.record(format!("unit_state {name}"));
+        let units = self.units.lock().unwrap();
+        let unit = units.iter().find(|u| u.name == name);
+        Ok(UnitState {
+            load_state: unit.map_or("not-found".into(), |u| u.load_state.clone()),
+            active_state: unit.map_or("inactive".into(), |u| u.active_state.clone()),
+            sub_state: unit.map_or("dead".into(), |u| u.sub_state.clone()),
+            need_daemon_reload: false,
+        })
+    }
+
+    async fn run_job(&self, action: Action, name: &str) -> anyhow::Result<JobResult> {
+        self.record(format!("{action:?} {name}").to_lowercase());
+        let (active, sub) = match action {
+            Action::Start | Action::Restart => ("active", "running"),
+            Action::Stop => ("inactive", "dead"),
+        };
+        let mut units = self.units.lock().unwrap();
+        match units.iter_mut().find(|u| u.name == name) {
+            Some(u) => {
+                u.active_state = active.into();
+                u.sub_state = sub.into();
+            }
+            None => units.push(UnitInfo {
+                name: name.to_string(),
+                load_state: "loaded".into(),
+                active_state: active.into(),
+                sub_state: sub.into(),
+                job_type: None,
+            }),
+        }
+        Ok(JobResult::Done)
+    }
+
+    async fn reset_failed(&self, name: &str) -> anyhow::Result<()> {
+        self.record(format!("reset_failed {name}"));
+        Ok(())
+    }
+
+    async fn reload(&self) -> anyhow::Result<()> {
+        self.record("reload".into());
+        Ok(())
+    }
+
     async fn list_units(&self, pattern: &str) -> anyhow::Result<Vec<UnitInfo>> {
         self.calls
             .lock()

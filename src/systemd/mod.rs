@@ -26,6 +26,39 @@ pub struct UnitInfo {
     pub job_type: Option<String>,
 }
 
+/// What systemd says of one unit, loaded on demand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitState {
+    /// `loaded`, `not-found`, ...
+    pub load_state: String,
+    /// `active`, `inactive`, `failed`, `activating`, ...
+    pub active_state: String,
+    /// `running`, `dead`, `start-post`, ...
+    pub sub_state: String,
+    /// The unit file changed on disk since systemd loaded it.
+    pub need_daemon_reload: bool,
+}
+
+/// How a job systemd ran for gear ended (`JobRemoved`'s result).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobResult {
+    /// The job did what it was asked.
+    Done,
+    /// Anything else: `failed`, `timeout`, `dependency`, `canceled`, ... (systemd's word).
+    Other(String),
+}
+
+/// What a unit is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `StartUnit`.
+    Start,
+    /// `StopUnit`.
+    Stop,
+    /// `RestartUnit`.
+    Restart,
+}
+
 /// The systemd calls gear makes.
 pub trait Systemd: Send + Sync + 'static {
     /// Units currently loaded whose names match the glob `pattern`.
@@ -33,4 +66,20 @@ pub trait Systemd: Send + Sync + 'static {
         &self,
         pattern: &str,
     ) -> impl Future<Output = anyhow::Result<Vec<UnitInfo>>> + Send;
+
+    /// The state of unit `name`, loading it from disk if systemd has not yet.
+    fn unit_state(&self, name: &str) -> impl Future<Output = anyhow::Result<UnitState>> + Send;
+
+    /// Queues `action` on unit `name` (mode `replace`) and waits until the job ends.
+    fn run_job(
+        &self,
+        action: Action,
+        name: &str,
+    ) -> impl Future<Output = anyhow::Result<JobResult>> + Send;
+
+    /// Forgets that unit `name` failed, so it shows `inactive` (`ResetFailedUnit`).
+    fn reset_failed(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Re-reads every unit file (`daemon-reload`).
+    fn reload(&self) -> impl Future<Output = anyhow::Result<()>> + Send;
 }

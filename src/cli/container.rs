@@ -1,0 +1,62 @@
+//! `gear install|start|stop|restart|delete|status LOCATOR...`: one request per container,
+//! all in parallel, one line of result per container.
+
+use std::io::Write;
+
+use futures_util::future::join_all;
+
+use super::Remote;
+use crate::api::Request;
+use crate::api::client::Answer;
+use crate::locator::Locator;
+
+/// Sends `make(locator)` for every locator at once; prints `describe(locator, answer)` on
+/// `out` for each success and one `error:` line on `err` for each failure, in the order
+/// given. Returns whether all succeeded.
+pub async fn each(
+    remote: &Remote,
+    locators: &[Locator],
+    make: impl Fn(&Locator) -> Request,
+    describe: impl Fn(&Locator, &Answer) -> String,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let results = join_all(locators.iter().map(|loc| {
+        let client = remote.client(&loc.host);
+        let req = make(loc);
+        async move { client.send(&req).await }
+    }))
+    .await;
+    let mut ok = true;
+    for (loc, result) in locators.iter().zip(results) {
+        match result {
+            Ok(answer) => writeln!(out, "{}", describe(loc, &answer))?,
+            Err(e) => {
+                ok = false;
+                writeln!(err, "error: {loc}: {e:#}")?;
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// A field of a JSON answer as text (empty when absent).
+pub fn field(answer: &Answer, name: &str) -> String {
+    serde_json::from_slice::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|v| v.get(name).and_then(|f| f.as_str().map(str::to_string)))
+        .unwrap_or_default()
+}
+
+/// "8080→4000, 53→4001" from an answer's `Ports`.
+pub fn ports(answer: &Answer) -> String {
+    let value: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let pairs: Vec<String> = value
+        .get("Ports")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+        .map(|p| format!("{}->{}", p["Internal"], p["External"]))
+        .collect();
+    pairs.join(", ")
+}

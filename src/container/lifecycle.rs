@@ -1,0 +1,422 @@
+//! Install, start, stop, restart and delete: a container's files and its unit, kept
+//! consistent through crashes.
+//!
+//! The unit file is the commit point: it is written last on install and removed first on
+//! delete, so a `kill -9` at any moment leaves a container either installed (unit file
+//! present, everything it refers to written before it) or not at all (leftovers of a
+//! half-done install are reused or cleaned by the next install or delete of that id).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+
+use super::environment::Environment;
+use super::ports::{PortError, PortPair, PortRange, Ports};
+use super::spec::{ContainerSpec, Image, InstallRequest};
+use super::unit;
+use crate::atomic_file;
+use crate::docker::Docker;
+use crate::id::ContainerId;
+use crate::paths::Paths;
+use crate::systemd::{Action, JobResult, Systemd, UnitState};
+
+/// Why an operation on a container failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No container with this id is installed.
+    #[error("container {0} is not installed")]
+    NotInstalled(ContainerId),
+    /// The image is not on the host and could not be pulled.
+    #[error("image {image} is not on this host and could not be pulled: {reason}")]
+    ImageUnavailable {
+        /// The image asked for.
+        image: Image,
+        /// Docker's reason.
+        reason: String,
+    },
+    /// The ports could not be reserved.
+    #[error(transparent)]
+    Ports(#[from] PortError),
+    /// systemd ran the job, and it did not succeed.
+    #[error(
+        "{action} of container {id} ended with '{result}'; `gear status` and the journal of ctr-{id}.service say why"
+    )]
+    Job {
+        /// The container.
+        id: ContainerId,
+        /// `start`, `stop` or `restart`.
+        action: &'static str,
+        /// systemd's job result (`failed`, `timeout`, ...).
+        result: String,
+    },
+    /// systemd, Docker or the disk failed.
+    #[error("{0:#}")]
+    Host(#[from] anyhow::Error),
+}
+
+/// What gear works with on one host: its files, systemd, Docker, and per-id locks.
+#[derive(Debug)]
+pub struct Host<S, D> {
+    /// Every on-disk location.
+    pub paths: Paths,
+    /// The service manager.
+    pub systemd: S,
+    /// The container engine.
+    pub docker: D,
+    /// Where allocated host ports come from.
+    pub port_range: PortRange,
+    locks: Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The outcome of an install.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Installed {
+    /// The container.
+    pub id: ContainerId,
+    /// Its published ports.
+    pub ports: Vec<PortPair>,
+    /// Whether it was started.
+    pub started: bool,
+}
+
+impl<S: Systemd, D: Docker> Host<S, D> {
+    /// A host with these parts.
+    pub fn new(paths: Paths, systemd: S, docker: D, port_range: PortRange) -> Self {
+        Host {
+            paths,
+            systemd,
+            docker,
+            port_range,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Serialises operations on one id; operations on different ids run in parallel.
+    async fn lock(&self, id: &ContainerId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .locks
+            .lock()
+            .unwrap()
+            .entry(id.clone())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// Whether `id` is installed (its unit file exists).
+    pub fn is_installed(&self, id: &ContainerId) -> bool {
+        self.paths.unit_file(id).exists()
+    }
+
+    fn require_installed(&self, id: &ContainerId) -> Result<(), Error> {
+        match self.is_installed(id) {
+            true => Ok(()),
+            false => Err(Error::NotInstalled(id.clone())),
+        }
+    }
+
+    /// The spec `id` was installed with.
+    pub fn spec(&self, id: &ContainerId) -> Result<ContainerSpec, Error> {
+        self.require_installed(id)?;
+        let path = self.paths.spec_file(id);
+        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?)
+    }
+
+    /// Installs (or updates) `id`. An update takes effect at the next start; a running
+    /// container keeps running.
+    pub async fn install(&self, id: &ContainerId, req: InstallRequest) -> Result<Installed, Error> {
+        let _guard = self.lock(id).await;
+        if !self.docker.image_exists(req.image.as_str()).await? {
+            self.docker
+                .pull(req.image.as_str(), None)
+                .await
+                .map_err(|e| Error::ImageUnavailable {
+                    image: req.image.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+        }
+        let ports = Ports::new(&self.paths, self.port_range).reserve(id, &req.ports)?;
+        let env_file = match req.environment {
+            Some(body) => {
+                Environment::from(body).store(&self.paths, id)?;
+                true
+            }
+            None => self.paths.env_file(id).exists(),
+        };
+        let spec = ContainerSpec {
+            id: id.clone(),
+            image: req.image,
+            ports: ports.clone(),
+            env_file,
+            slice: req.systemd_slice.unwrap_or_default(),
+            memory: req.memory,
+            cpus: req.cpus,
+            restart: req.restart.unwrap_or_default(),
+        };
+        let unit = unit::render(&spec, &self.paths).context("rendering the unit")?;
+        let spec_json = serde_json::to_vec_pretty(&spec).context("serialising the spec")?;
+        atomic_file::write(&self.paths.spec_file(id), &spec_json, 0o644)?;
+        let text = format!("{}{}", unit::GENERATED_HEADER, unit.render());
+        // The commit point: from here on the container is installed.
+        atomic_file::write(&self.paths.unit_file(id), text.as_bytes(), 0o644)?;
+        self.link(&self.paths.systemd_dir(), id)?;
+        self.ensure_loaded(id).await?;
+        if req.started {
+            self.start_locked(id).await?;
+        }
+        Ok(Installed {
+            id: id.clone(),
+            ports,
+            started: req.started,
+        })
+    }
+
+    /// Starts `id` and marks it to start at boot.
+    pub async fn start(&self, id: &ContainerId) -> Result<(), Error> {
+        let _guard = self.lock(id).await;
+        self.require_installed(id)?;
+        self.start_locked(id).await
+    }
+
+    async fn start_locked(&self, id: &ContainerId) -> Result<(), Error> {
+        self.link(&self.paths.active_wants_dir(), id)?;
+        // A unit that failed earlier starts afresh, and its restart counter too.
+        self.systemd.reset_failed(&id.unit_name()).await?;
+        self.job(Action::Start, id).await
+    }
+
+    /// Stops `id`; it stays stopped across reboots until started again.
+    pub async fn stop(&self, id: &ContainerId) -> Result<(), Error> {
+        let _guard = self.lock(id).await;
+        self.require_installed(id)?;
+        atomic_file::remove(&self.paths.active_wants_dir().join(id.unit_name()))?;
+        self.job(Action::Stop, id).await
+    }
+
+    /// Restarts `id` (starting it if stopped) and marks it to start at boot.
+    pub async fn restart(&self, id: &ContainerId) -> Result<(), Error> {
+        let _guard = self.lock(id).await;
+        self.require_installed(id)?;
+        self.link(&self.paths.active_wants_dir(), id)?;
+        self.systemd.reset_failed(&id.unit_name()).await?;
+        self.job(Action::Restart, id).await
+    }
+
+    /// The systemd state of `id`.
+    pub async fn state(&self, id: &ContainerId) -> Result<UnitState, Error> {
+        self.require_installed(id)?;
+        Ok(self.systemd.unit_state(&id.unit_name()).await?)
+    }
+
+    /// Deletes `id`: stops it, then removes its unit, links, spec, environment, ports and
+    /// Docker container, and nothing of any other container.
+    pub async fn delete(&self, id: &ContainerId) -> Result<(), Error> {
+        let _guard = self.lock(id).await;
+        let installed = self.is_installed(id);
+        let leftovers = self.paths.spec_file(id).exists();
+        if !installed && !leftovers {
+            return Err(Error::NotInstalled(id.clone()));
+        }
+        let unit_name = id.unit_name();
+        if installed && self.systemd.unit_state(&unit_name).await?.active_state != "inactive" {
+            self.job(Action::Stop, id).await?;
+        }
+        // Unit file first: once it is gone the container is no longer installed.
+        atomic_file::remove(&self.paths.unit_file(id))?;
+        atomic_file::remove(&self.paths.active_wants_dir().join(&unit_name))?;
+        atomic_file::remove(&self.paths.systemd_dir().join(&unit_name))?;
+        Ports::new(&self.paths, self.port_range).release(id)?;
+        atomic_file::remove(&self.paths.env_file(id))?;
+        atomic_file::remove(&self.paths.spec_file(id))?;
+        self.docker.remove_container(&unit::docker_name(id)).await?;
+        if installed {
+            self.systemd.reset_failed(&unit_name).await.ok();
+            self.systemd.reload().await?;
+        }
+        Ok(())
+    }
+
+    async fn job(&self, action: Action, id: &ContainerId) -> Result<(), Error> {
+        match self.systemd.run_job(action, &id.unit_name()).await? {
+            JobResult::Done => Ok(()),
+            JobResult::Other(result) => Err(Error::Job {
+                id: id.clone(),
+                action: match action {
+                    Action::Start => "start",
+                    Action::Stop => "stop",
+                    Action::Restart => "restart",
+                },
+                result,
+            }),
+        }
+    }
+
+    /// Links the unit file into `dir` (systemd's unit dir, or a target's `.wants`).
+    fn link(&self, dir: &Path, id: &ContainerId) -> anyhow::Result<()> {
+        let link = dir.join(id.unit_name());
+        let target = self.paths.unit_file(id);
+        if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = dir.join(format!(".{}.tmp", id.unit_name()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&target, &tmp)
+            .with_context(|| format!("linking {}", tmp.display()))?;
+        std::fs::rename(&tmp, &link).with_context(|| format!("linking {}", link.display()))
+    }
+
+    /// Makes systemd see the current unit file. A daemon-reload is needed only when
+    /// systemd has an older version loaded (or cached the name as not found); a new unit
+    /// is loaded on first reference, which keeps installs fast.
+    async fn ensure_loaded(&self, id: &ContainerId) -> anyhow::Result<()> {
+        let state = self.systemd.unit_state(&id.unit_name()).await?;
+        if state.load_state != "loaded" || state.need_daemon_reload {
+            self.systemd.reload().await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::fake::FakeDocker;
+    use crate::systemd::fake::FakeSystemd;
+
+    fn host(dir: &Path) -> Host<FakeSystemd, FakeDocker> {
+        let docker = FakeDocker::default();
+        docker.images.lock().unwrap().insert("img".into());
+        docker.pullable.lock().unwrap().insert("remote/img".into());
+        Host::new(
+            Paths::new(dir),
+            FakeSystemd::default(),
+            docker,
+            PortRange {
+                first: 4000,
+                last: 4099,
+            },
+        )
+    }
+
+    fn req(json: &str) -> InstallRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn id(s: &str) -> ContainerId {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn install_start_stop_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path());
+        let web = id("web-1");
+        let done = h
+            .install(
+                &web,
+                req(r#"{"Image":"img","Started":true,"Ports":[{"Internal":8080}]}"#),
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.ports.len(), 1);
+        assert!(h.is_installed(&web));
+        let unit = std::fs::read_to_string(h.paths.unit_file(&web)).unwrap();
+        assert!(unit.starts_with(unit::GENERATED_HEADER));
+        assert!(unit.contains(&format!(
+            "\"--publish\" \"{}:8080\"",
+            done.ports[0].external
+        )));
+        let wants = h.paths.active_wants_dir().join(web.unit_name());
+        assert_eq!(std::fs::read_link(&wants).unwrap(), h.paths.unit_file(&web));
+        assert_eq!(h.systemd.active_state("ctr-web-1.service"), "active");
+
+        h.stop(&web).await.unwrap();
+        assert!(!wants.exists());
+        assert_eq!(h.systemd.active_state("ctr-web-1.service"), "inactive");
+
+        h.delete(&web).await.unwrap();
+        assert!(!h.is_installed(&web));
+        assert!(!h.paths.spec_file(&web).exists());
+        assert!(Ports::new(&h.paths, h.port_range).all().unwrap().is_empty());
+        assert!(matches!(h.delete(&web).await, Err(Error::NotInstalled(_))));
+        assert!(
+            h.docker
+                .calls
+                .lock()
+                .unwrap()
+                .contains(&"rm ctr-web-1".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn unpullable_image_installs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path());
+        let err = h
+            .install(
+                &id("web-1"),
+                req(r#"{"Image":"no/such","Ports":[{"Internal":80}]}"#),
+            )
+            .await;
+        assert!(
+            matches!(err, Err(Error::ImageUnavailable { .. })),
+            "{err:?}"
+        );
+        assert!(!h.is_installed(&id("web-1")));
+        assert!(Ports::new(&h.paths, h.port_range).all().unwrap().is_empty());
+        // A pullable one is pulled first.
+        h.install(&id("web-2"), req(r#"{"Image":"remote/img"}"#))
+            .await
+            .unwrap();
+        assert!(
+            h.docker
+                .calls
+                .lock()
+                .unwrap()
+                .contains(&"pull remote/img".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_leaves_neighbours_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path());
+        for name in ["web-1", "we_b.2"] {
+            h.install(&id(name), req(r#"{"Image":"img","Ports":[{"Internal":80}],"Environment":{"Variables":[{"Name":"A","Value":"1"}]}}"#))
+                .await
+                .unwrap();
+        }
+        h.delete(&id("web-1")).await.unwrap();
+        let other = id("we_b.2");
+        assert!(h.is_installed(&other));
+        assert!(h.paths.env_file(&other).exists());
+        assert_eq!(
+            Ports::new(&h.paths, h.port_range)
+                .reserved(&other)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn reinstall_keeps_ports_and_operations_need_an_installed_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path());
+        let web = id("web-1");
+        let body = r#"{"Image":"img","Ports":[{"Internal":8080}]}"#;
+        let first = h.install(&web, req(body)).await.unwrap();
+        let second = h.install(&web, req(body)).await.unwrap();
+        assert_eq!(first.ports, second.ports);
+        assert!(matches!(
+            h.start(&id("nope")).await,
+            Err(Error::NotInstalled(_))
+        ));
+        assert!(matches!(h.spec(&id("nope")), Err(Error::NotInstalled(_))));
+    }
+}

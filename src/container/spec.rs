@@ -1,0 +1,366 @@
+//! What a container is installed with: the validated model behind `PUT /container/:id`,
+//! stored as `specs/<id>.json` and rendered into its unit.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::environment::EnvironmentBody;
+use super::ports::{PortPair, PortRequest};
+use crate::id::ContainerId;
+
+/// Why a field of an install request is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidField {
+    /// The image reference is empty or has characters Docker does not allow.
+    #[error("image '{0}' is not a valid image reference (letters, digits and . _ - / : @ only)")]
+    Image(String),
+    /// The slice name is not a plain unit name.
+    #[error(
+        "slice '{0}' is not a valid slice name (letters, digits, '-' and '_', optionally ending in .slice)"
+    )]
+    Slice(String),
+    /// A memory size is malformed.
+    #[error("memory '{0}' is not a size: expected bytes or a number with K, M or G, at least 4M")]
+    Memory(String),
+    /// A CPU share is malformed.
+    #[error("cpus '{0}' is not a CPU count: expected a number like 0.5 or 2, at least 0.01")]
+    Cpus(String),
+    /// A restart policy is unknown.
+    #[error("restart policy '{0}' is unknown: expected no, on-failure or always")]
+    Restart(String),
+}
+
+/// Serde through the type's `Display` and `FromStr`, so JSON input is validated exactly
+/// like CLI input.
+macro_rules! serde_via_str {
+    ($name:ident) => {
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// A Docker image reference, e.g. `gear-test/httpd:latest` or `registry:5000/a/b@sha256:…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image(String);
+
+impl Image {
+    /// The reference as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Image {
+    type Err = InvalidField;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok_char =
+            |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@');
+        // A leading '-' would be read by docker as an option.
+        if s.is_empty() || s.len() > 255 || s.starts_with('-') || !s.chars().all(ok_char) {
+            return Err(InvalidField::Image(s.to_string()));
+        }
+        Ok(Image(s.to_string()))
+    }
+}
+impl fmt::Display for Image {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+serde_via_str!(Image);
+
+/// A systemd slice, always with its `.slice` suffix (geard's `container-small` is accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceName(String);
+
+impl SliceName {
+    /// The unit name, e.g. `container.slice`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for SliceName {
+    fn default() -> Self {
+        SliceName("container.slice".into())
+    }
+}
+
+impl FromStr for SliceName {
+    type Err = InvalidField;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let base = s.strip_suffix(".slice").unwrap_or(s);
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+        if base.is_empty()
+            || base.len() > 100
+            || base.starts_with('-')
+            || !base.chars().all(ok_char)
+        {
+            return Err(InvalidField::Slice(s.to_string()));
+        }
+        Ok(SliceName(format!("{base}.slice")))
+    }
+}
+impl fmt::Display for SliceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+serde_via_str!(SliceName);
+
+/// A memory limit in bytes; written `512M`, `1G`, `65536K` or plain bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory(u64);
+
+impl Memory {
+    /// The limit in bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl FromStr for Memory {
+    type Err = InvalidField;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InvalidField::Memory(s.to_string());
+        let (num, mult) = match s.char_indices().last() {
+            Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+            Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+            Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+            _ => (s, 1),
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let bytes = n.checked_mul(mult).ok_or_else(bad)?;
+        // Docker refuses limits under 6 MB on some versions and 4 MB on all; say so early.
+        if bytes < 4 << 20 {
+            return Err(bad());
+        }
+        Ok(Memory(bytes))
+    }
+}
+
+impl fmt::Display for Memory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            b if b % (1 << 30) == 0 => write!(f, "{}G", b >> 30),
+            b if b % (1 << 20) == 0 => write!(f, "{}M", b >> 20),
+            b if b % (1 << 10) == 0 => write!(f, "{}K", b >> 10),
+            b => write!(f, "{b}"),
+        }
+    }
+}
+serde_via_str!(Memory);
+
+/// A CPU limit in hundredths of a CPU; written `0.5`, `2`, `1.25`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpus(u32);
+
+impl FromStr for Cpus {
+    type Err = InvalidField;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InvalidField::Cpus(s.to_string());
+        let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+        if whole.is_empty() && frac.is_empty()
+            || frac.len() > 2
+            || !frac.chars().all(|c| c.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let whole: u32 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
+        let frac: u32 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
+        let hundredths = whole
+            .checked_mul(100)
+            .and_then(|w| w.checked_add(frac))
+            .ok_or_else(bad)?;
+        if hundredths == 0 || hundredths > 100_000 {
+            return Err(bad());
+        }
+        Ok(Cpus(hundredths))
+    }
+}
+
+impl fmt::Display for Cpus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 % 100 {
+            0 => write!(f, "{}", self.0 / 100),
+            r => write!(f, "{}.{:02}", self.0 / 100, r),
+        }
+    }
+}
+serde_via_str!(Cpus);
+
+/// What systemd does when the container exits on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// Leave it stopped (the unit shows `failed` if it exited with an error).
+    No,
+    /// Start it again after an error exit (the default, like most services).
+    #[default]
+    OnFailure,
+    /// Start it again whenever it exits.
+    Always,
+}
+
+impl RestartPolicy {
+    /// The value of systemd's `Restart=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+}
+
+impl FromStr for RestartPolicy {
+    type Err = InvalidField;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "no" => Ok(RestartPolicy::No),
+            "on-failure" => Ok(RestartPolicy::OnFailure),
+            "always" => Ok(RestartPolicy::Always),
+            _ => Err(InvalidField::Restart(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+serde_via_str!(RestartPolicy);
+
+/// The body of `PUT /container/:id` (geard's field names; unknown fields are refused so a
+/// typo is not silently ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct InstallRequest {
+    /// The image to run.
+    pub image: Image,
+    /// Start it now, and at every boot.
+    #[serde(default)]
+    pub started: bool,
+    /// Ports to publish; `External` 0 or absent allocates a host port.
+    #[serde(default)]
+    pub ports: Vec<PortRequest>,
+    /// Environment variables (they replace the container's environment file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentBody>,
+    /// The slice to run in (default `container.slice`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_slice: Option<SliceName>,
+    /// Memory limit of the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
+    /// CPU limit of the container.
+    #[serde(default, rename = "CPUs", skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Cpus>,
+    /// Restart policy (default `on-failure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
+}
+
+/// An installed container, as stored in `specs/<id>.json` and rendered into its unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerSpec {
+    /// The container id.
+    pub id: ContainerId,
+    /// The image it runs.
+    pub image: Image,
+    /// Published ports, with their reserved host ports.
+    #[serde(default)]
+    pub ports: Vec<PortPair>,
+    /// Whether it has an environment file.
+    #[serde(default)]
+    pub env_file: bool,
+    /// Its slice.
+    #[serde(default)]
+    pub slice: SliceName,
+    /// Its memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
+    /// Its CPU limit.
+    #[serde(default, rename = "CPUs", skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Cpus>,
+    /// Its restart policy.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images() {
+        for ok in [
+            "busybox",
+            "gear-test/httpd:latest",
+            "reg:5000/a/b@sha256:abc",
+            "a_b.c",
+        ] {
+            assert_eq!(ok.parse::<Image>().unwrap().as_str(), ok);
+        }
+        for bad in ["", "-rm", "a b", "a\nb", "a;b", "x$y", "%n"] {
+            assert!(bad.parse::<Image>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn slices_take_geard_names() {
+        assert_eq!(
+            "container-small".parse::<SliceName>().unwrap().as_str(),
+            "container-small.slice"
+        );
+        assert_eq!(
+            "web.slice".parse::<SliceName>().unwrap().as_str(),
+            "web.slice"
+        );
+        for bad in ["", ".slice", "a/b", "a.b", "-x", "a\n"] {
+            assert!(bad.parse::<SliceName>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!("512M".parse::<Memory>().unwrap().bytes(), 512 << 20);
+        assert_eq!("1G".parse::<Memory>().unwrap().to_string(), "1G");
+        assert!("1K".parse::<Memory>().is_err());
+        assert!("lots".parse::<Memory>().is_err());
+        assert_eq!("0.5".parse::<Cpus>().unwrap().to_string(), "0.50");
+        assert_eq!("2".parse::<Cpus>().unwrap().to_string(), "2");
+        assert_eq!(".25".parse::<Cpus>().unwrap().to_string(), "0.25");
+        for bad in ["0", "", ".", "1.234", "-1", "x"] {
+            assert!(bad.parse::<Cpus>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn install_request_is_geard_compatible() {
+        let req: InstallRequest = serde_json::from_str(
+            r#"{"Image": "pmorie/sti-html-app", "Started":true, "Ports":[{"Internal":8080}]}"#,
+        )
+        .unwrap();
+        assert!(req.started);
+        assert_eq!(req.ports.len(), 1);
+        assert!(serde_json::from_str::<InstallRequest>(r#"{"Image":"a","Startd":true}"#).is_err());
+        assert!(serde_json::from_str::<InstallRequest>(r#"{"Image":"a\nb"}"#).is_err());
+    }
+}

@@ -1,0 +1,261 @@
+//! The seam between gear and the Docker engine, and its real implementation: the Engine
+//! API over the daemon's unix socket.
+//!
+//! The container units run the `docker` client themselves; the agent only asks whether an
+//! image is present, pulls one (with progress), and removes a container. Those are three
+//! small HTTP calls, so they go straight to the socket (a client process costs ~30 ms
+//! each, which would cap installs far below 50 per second).
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, anyhow};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// The Docker client the container units run (Debian, Fedora and RHEL all install it here).
+pub const DOCKER: &str = "/usr/bin/docker";
+
+/// The Docker calls gear makes.
+pub trait Docker: Send + Sync + 'static {
+    /// Whether `image` is present locally.
+    fn image_exists(&self, image: &str) -> impl Future<Output = anyhow::Result<bool>> + Send;
+    /// Pulls `image`, sending one line per progress message; the error says why it failed.
+    fn pull(
+        &self,
+        image: &str,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Removes the container `name` (running or not); absent is fine.
+    fn remove_container(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// [`Docker`] through the Engine API on the daemon's unix socket.
+#[derive(Debug, Clone)]
+pub struct DockerApi {
+    socket: PathBuf,
+}
+
+impl Default for DockerApi {
+    /// The socket of `DOCKER_HOST` when it is `unix://PATH`, else `/var/run/docker.sock`.
+    fn default() -> Self {
+        let socket = std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
+        DockerApi { socket }
+    }
+}
+
+/// Splits a reference into the API's `fromImage` and `tag` (Docker pulls every tag when
+/// the tag is empty, so `latest` is spelled out).
+fn split_reference(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    let name_start = image.rfind('/').map_or(0, |i| i + 1);
+    match image[name_start..].rfind(':') {
+        Some(i) => (&image[..name_start + i], &image[name_start + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+/// Percent-encodes a query value (references use only `[A-Za-z0-9._/:@-]`, but be safe).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl DockerApi {
+    /// Sends one request; returns the status and the response body (not yet read).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> anyhow::Result<(StatusCode, hyper::body::Incoming)> {
+        let stream = UnixStream::connect(&self.socket).await.with_context(|| {
+            format!(
+                "connecting to the Docker engine at {}",
+                self.socket.display()
+            )
+        })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                log::debug!("docker connection: {e}");
+            }
+        });
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "docker")
+            .body(Empty::<Bytes>::new())?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .with_context(|| format!("docker API {path}"))?;
+        Ok((resp.status(), resp.into_body()))
+    }
+
+    /// Docker's `{"message": ...}` of a failed call.
+    async fn message(body: hyper::body::Incoming) -> String {
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string())
+    }
+}
+
+impl Docker for DockerApi {
+    async fn image_exists(&self, image: &str) -> anyhow::Result<bool> {
+        let (status, body) = self
+            .call(Method::GET, &format!("/images/{image}/json"))
+            .await?;
+        match status {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            s => Err(anyhow!(
+                "inspecting image {image}: {} ({s})",
+                Self::message(body).await
+            )),
+        }
+    }
+
+    async fn pull(
+        &self,
+        image: &str,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> anyhow::Result<()> {
+        let (from, tag) = split_reference(image);
+        let path = format!(
+            "/images/create?fromImage={}&tag={}",
+            encode(from),
+            encode(tag)
+        );
+        let (status, mut body) = self.call(Method::POST, &path).await?;
+        if !status.is_success() {
+            return Err(anyhow!("{} ({status})", Self::message(body).await));
+        }
+        // The body is a stream of JSON objects; an `error` in one of them is the failure.
+        let mut pending = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if let Some(err) = msg["error"].as_str() {
+                    return Err(anyhow!("{err}"));
+                }
+                if let Some(tx) = progress {
+                    let text = [&msg["id"], &msg["status"], &msg["progress"]]
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let _ = tx.send(text);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, name: &str) -> anyhow::Result<()> {
+        let (status, body) = self
+            .call(Method::DELETE, &format!("/containers/{name}?force=1"))
+            .await?;
+        match status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            s => Err(anyhow!(
+                "removing container {name}: {} ({s})",
+                Self::message(body).await
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! A recording, in-memory [`Docker`] for unit tests.
+
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use tokio::sync::mpsc::UnboundedSender;
+
+    use super::Docker;
+
+    /// Images present, images a pull can fetch, and every call made.
+    #[derive(Debug, Default)]
+    pub struct FakeDocker {
+        /// Images present locally.
+        pub images: Mutex<BTreeSet<String>>,
+        /// Images a pull succeeds for.
+        pub pullable: Mutex<BTreeSet<String>>,
+        /// Every call, in order, as text.
+        pub calls: Mutex<Vec<String>>,
+    }
+
+    impl Docker for FakeDocker {
+        async fn image_exists(&self, image: &str) -> anyhow::Result<bool> {
+            Ok(self.images.lock().unwrap().contains(image))
+        }
+
+        async fn pull(
+            &self,
+            image: &str,
+            progress: Option<&UnboundedSender<String>>,
+        ) -> anyhow::Result<()> {
+            self.calls.lock().unwrap().push(format!("pull {image}"));
+            anyhow::ensure!(
+                self.pullable.lock().unwrap().contains(image),
+                "manifest for {image} not found"
+            );
+            if let Some(tx) = progress {
+                let _ = tx.send(format!("{image} Pulling"));
+            }
+            self.images.lock().unwrap().insert(image.to_string());
+            Ok(())
+        }
+
+        async fn remove_container(&self, name: &str) -> anyhow::Result<()> {
+            self.calls.lock().unwrap().push(format!("rm {name}"));
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn references_split_into_name_and_tag() {
+        assert_eq!(split_reference("busybox"), ("busybox", "latest"));
+        assert_eq!(
+            split_reference("gear-test/httpd:v1"),
+            ("gear-test/httpd", "v1")
+        );
+        assert_eq!(split_reference("reg:5000/a/b"), ("reg:5000/a/b", "latest"));
+        assert_eq!(split_reference("reg:5000/a/b:2"), ("reg:5000/a/b", "2"));
+        assert_eq!(split_reference("a/b@sha256:00"), ("a/b@sha256:00", ""));
+    }
+}
