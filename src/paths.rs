@@ -78,6 +78,12 @@ impl Paths {
         self.state_dir().join("ports")
     }
 
+    /// `/run/gear/requests`: answers to requests that carried an `X-Request-Id`, so a
+    /// retried request is answered again instead of done again (kept until reboot).
+    pub fn requests_dir(&self) -> PathBuf {
+        self.root.join("run/gear/requests")
+    }
+
     /// `/etc/systemd/system`: where systemd looks for administrator units.
     pub fn systemd_dir(&self) -> PathBuf {
         self.root.join("etc/systemd/system")

@@ -54,7 +54,63 @@ impl Client {
             .with_context(|| format!("{}: the agent's answer is not the expected JSON", self.host))
     }
 
+    /// Sends `req` and copies the answer's body to `out` as it arrives (logs).
+    pub async fn stream_to(
+        &self,
+        req: &Request,
+        out: &mut impl std::io::Write,
+    ) -> anyhow::Result<()> {
+        let work = async {
+            let resp = self.start(req).await?;
+            let status = resp.status();
+            let mut body = resp.into_body();
+            if !status.is_success() {
+                let bytes = body.collect().await?.to_bytes();
+                return Err(self.failure(status, &bytes));
+            }
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame?.into_data() {
+                    out.write_all(&data)?;
+                    out.flush()?;
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "{}: no end of the answer within {:?}",
+                    self.host,
+                    self.timeout
+                )
+            })?
+    }
+
+    fn failure(&self, status: StatusCode, body: &[u8]) -> anyhow::Error {
+        let message = serde_json::from_slice::<ErrorBody>(body)
+            .map(|e| e.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_string());
+        anyhow!("{}: {} ({})", self.host, message, status.as_u16())
+    }
+
     async fn send_inner(&self, req: &Request) -> anyhow::Result<Answer> {
+        let resp = self.start(req).await?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("{}: reading the answer", self.host))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(Answer { status, body });
+        }
+        Err(self.failure(status, &body))
+    }
+
+    /// Connects, sends `req`, and returns the response with its body unread.
+    async fn start(&self, req: &Request) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
         let addr = self.host.socket_addr();
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
             .await
@@ -77,27 +133,13 @@ impl Client {
             builder = builder.header(CONTENT_TYPE, "application/json");
         }
         let http_req = builder.body(Full::new(Bytes::from(body)))?;
-        let resp = sender.send_request(http_req).await.with_context(|| {
+        sender.send_request(http_req).await.with_context(|| {
             format!(
                 "{}: sending {} {}",
                 self.host,
                 req.method(),
                 req.path_and_query()
             )
-        })?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .with_context(|| format!("{}: reading the answer", self.host))?
-            .to_bytes();
-        if status.is_success() {
-            return Ok(Answer { status, body });
-        }
-        let message = serde_json::from_slice::<ErrorBody>(&body)
-            .map(|e| e.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_string());
-        Err(anyhow!("{}: {} ({})", self.host, message, status.as_u16()))
+        })
     }
 }

@@ -4,7 +4,7 @@ use hyper::StatusCode;
 
 use crate::container::lifecycle;
 use crate::container::ports::PortError;
-use crate::id::InvalidId;
+use crate::id::{ContainerId, InvalidId};
 
 /// Why a request failed. [`Error::status`] has no catch-all arm, so every new variant
 /// needs a deliberate status code.
@@ -33,6 +33,12 @@ pub enum Error {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// An `X-Request-Id` was used before for a different request.
+    #[error("X-Request-Id {0} was already used for a different request")]
+    RequestIdReused(String),
+    /// There is no environment with this id.
+    #[error("no environment {0}")]
+    NoEnvironment(ContainerId),
     /// An operation on a container failed.
     #[error(transparent)]
     Container(#[from] lifecycle::Error),
@@ -50,6 +56,8 @@ impl Error {
             Error::InvalidId(_) => StatusCode::BAD_REQUEST,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RequestIdReused(_) => StatusCode::CONFLICT,
+            Error::NoEnvironment(_) => StatusCode::NOT_FOUND,
             Error::Container(e) => match e {
                 lifecycle::Error::NotInstalled(_) => StatusCode::NOT_FOUND,
                 lifecycle::Error::ImageUnavailable { .. } => StatusCode::UNPROCESSABLE_ENTITY,

@@ -5,17 +5,32 @@ use serde::Serialize;
 
 use super::error::Error;
 use super::request::Request;
+use crate::container::environment::Environment;
 use crate::container::lifecycle::Host;
+use crate::container::logs::{self, LogStream};
 use crate::container::{self, ContainerState};
 use crate::docker::Docker;
 use crate::id::ContainerId;
 use crate::systemd::Systemd;
 
 /// A successful answer, before it is turned into HTTP.
-#[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// A JSON document with this status.
     Json(StatusCode, serde_json::Value),
+    /// Plain text (an environment file).
+    Text(String),
+    /// Plain text sent as it is produced (a log).
+    Stream(LogStream),
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Json(status, value) => f.debug_tuple("Json").field(status).field(value).finish(),
+            Reply::Text(text) => f.debug_tuple("Text").field(text).finish(),
+            Reply::Stream(_) => f.write_str("Stream(..)"),
+        }
+    }
 }
 
 impl Reply {
@@ -74,6 +89,22 @@ pub async fn execute<S: Systemd, D: Docker>(
         Request::Restart(id) => {
             host.restart(&id).await?;
             status(host, &id).await
+        }
+        Request::Log { id, opts } => {
+            if !host.is_installed(&id) {
+                return Err(container::lifecycle::Error::NotInstalled(id).into());
+            }
+            Ok(Reply::Stream(logs::stream(&id, opts).map_err(Error::Host)?))
+        }
+        Request::GetEnvironment(id) => match host.environment(&id)? {
+            Some(env) => Ok(Reply::Text(env.render())),
+            None => Err(Error::NoEnvironment(id)),
+        },
+        Request::SetEnvironment { id, body, reset } => {
+            let env = host
+                .set_environment(&id, Environment::from(body), reset)
+                .await?;
+            Reply::ok(&container::environment::EnvironmentBody::from(env))
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod error;
 pub mod handle;
+pub mod idempotency;
 pub mod request;
 pub mod server;
 

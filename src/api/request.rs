@@ -7,6 +7,10 @@
 use hyper::Method;
 
 use super::error::Error;
+use std::time::Duration;
+
+use crate::container::environment::EnvironmentBody;
+use crate::container::logs::LogOptions;
 use crate::container::spec::InstallRequest;
 use crate::id::ContainerId;
 
@@ -38,6 +42,26 @@ pub enum Request {
     Stop(ContainerId),
     /// `POST /container/:id/restart`: restart a container.
     Restart(ContainerId),
+    /// `GET /container/:id/log[?lines=N&follow=0|1&timeout=30s]`: the container's journal,
+    /// followed until the timeout.
+    Log {
+        /// The container.
+        id: ContainerId,
+        /// How much to send.
+        opts: LogOptions,
+    },
+    /// `GET /environment/:id`: the environment file, as text.
+    GetEnvironment(ContainerId),
+    /// `PUT /environment/:id` replaces, `PATCH /environment/:id` updates the environment
+    /// (body `{"Variables": [{"Name": "A", "Value": "B"}]}`).
+    SetEnvironment {
+        /// The environment id (a container id).
+        id: ContainerId,
+        /// The variables.
+        body: EnvironmentBody,
+        /// Replace (PUT) rather than update (PATCH).
+        reset: bool,
+    },
 }
 
 impl Request {
@@ -57,10 +81,22 @@ impl Request {
         match segments.as_slice() {
             ["containers"] => match *method {
                 Method::GET => Ok(Request::ListContainers {
-                    all: query_flag(query, "all")?,
+                    all: query_flag(query, "all", false)?,
                 }),
                 _ => Err(not_allowed()),
             },
+            ["environment", id] => {
+                let id: ContainerId = id.parse()?;
+                match *method {
+                    Method::GET => Ok(Request::GetEnvironment(id)),
+                    Method::PUT | Method::PATCH => Ok(Request::SetEnvironment {
+                        id,
+                        body: json_body(body)?,
+                        reset: *method == Method::PUT,
+                    }),
+                    _ => Err(not_allowed()),
+                }
+            }
             ["container", id] => {
                 let id: ContainerId = id.parse()?;
                 match *method {
@@ -80,7 +116,11 @@ impl Request {
                     (&"started", Method::PUT) => Ok(Request::Start(id)),
                     (&"stopped", Method::PUT) => Ok(Request::Stop(id)),
                     (&"restart", Method::POST) => Ok(Request::Restart(id)),
-                    (&("status" | "ports" | "started" | "stopped" | "restart"), _) => {
+                    (&"log", Method::GET) => Ok(Request::Log {
+                        id,
+                        opts: log_options(query)?,
+                    }),
+                    (&("status" | "ports" | "started" | "stopped" | "restart" | "log"), _) => {
                         Err(not_allowed())
                     }
                     _ => Err(Error::NoRoute(path.to_string())),
@@ -93,8 +133,14 @@ impl Request {
     /// The HTTP method of this request.
     pub fn method(&self) -> Method {
         match self {
-            Request::ListContainers { .. } | Request::Status(_) | Request::Ports(_) => Method::GET,
+            Request::ListContainers { .. }
+            | Request::Status(_)
+            | Request::Ports(_)
+            | Request::Log { .. }
+            | Request::GetEnvironment(_) => Method::GET,
             Request::Install { .. } | Request::Start(_) | Request::Stop(_) => Method::PUT,
+            Request::SetEnvironment { reset: true, .. } => Method::PUT,
+            Request::SetEnvironment { reset: false, .. } => Method::PATCH,
             Request::Restart(_) => Method::POST,
             Request::Delete(_) => Method::DELETE,
         }
@@ -111,6 +157,15 @@ impl Request {
             Request::Start(id) => format!("/container/{id}/started"),
             Request::Stop(id) => format!("/container/{id}/stopped"),
             Request::Restart(id) => format!("/container/{id}/restart"),
+            Request::Log { id, opts } => format!(
+                "/container/{id}/log?lines={}&follow={}&timeout={}ms",
+                opts.lines,
+                u8::from(opts.follow),
+                opts.timeout.as_millis()
+            ),
+            Request::GetEnvironment(id) | Request::SetEnvironment { id, .. } => {
+                format!("/environment/{id}")
+            }
         }
     }
 
@@ -118,7 +173,10 @@ impl Request {
     pub fn body(&self) -> Option<Vec<u8>> {
         match self {
             Request::Install { body, .. } => serde_json::to_vec(body).ok(),
+            Request::SetEnvironment { body, .. } => serde_json::to_vec(body).ok(),
             Request::ListContainers { .. }
+            | Request::Log { .. }
+            | Request::GetEnvironment(_)
             | Request::Delete(_)
             | Request::Status(_)
             | Request::Ports(_)
@@ -139,25 +197,47 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
 
 /// Reads a boolean query parameter: absent, `0`/`false` is false; present bare, `1`/`true`
 /// is true; anything else is refused rather than guessed.
-fn query_flag(query: Option<&str>, name: &str) -> Result<bool, Error> {
-    let Some(query) = query else { return Ok(false) };
-    let mut value = false;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, v) = pair.split_once('=').unwrap_or((pair, "1"));
-        if key != name {
-            continue;
-        }
-        value = match v {
-            "1" | "true" | "" => true,
-            "0" | "false" => false,
-            other => {
-                return Err(Error::BadRequest(format!(
-                    "query parameter {name}={other}: expected 1 or 0"
-                )));
-            }
-        };
+fn query_flag(query: Option<&str>, name: &str, default: bool) -> Result<bool, Error> {
+    match query_value(query, name) {
+        None => Ok(default),
+        Some("1" | "true" | "") => Ok(true),
+        Some("0" | "false") => Ok(false),
+        Some(other) => Err(Error::BadRequest(format!(
+            "query parameter {name}={other}: expected 1 or 0"
+        ))),
     }
-    Ok(value)
+}
+
+/// The last value of query parameter `name` (`""` when present without `=`).
+fn query_value<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .rev()
+        .find_map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (k == name).then_some(v),
+            None => (pair == name).then_some(""),
+        })
+}
+
+/// `GET /container/:id/log?lines=N&follow=0|1&timeout=DURATION`.
+fn log_options(query: Option<&str>) -> Result<LogOptions, Error> {
+    let mut opts = LogOptions::default();
+    if let Some(v) = query_value(query, "lines") {
+        opts.lines = v.parse().map_err(|_| {
+            Error::BadRequest(format!("query parameter lines={v}: expected a number"))
+        })?;
+    }
+    opts.follow = query_flag(query, "follow", opts.follow)?;
+    if let Some(v) = query_value(query, "timeout") {
+        opts.timeout = crate::duration::parse(v).map_err(Error::BadRequest)?;
+        // An answer must end: a day is the longest follow the agent serves.
+        if opts.timeout > Duration::from_secs(86_400) {
+            return Err(Error::BadRequest(format!(
+                "timeout={v} is longer than a day"
+            )));
+        }
+    }
+    Ok(opts)
 }
 
 #[cfg(test)]
@@ -191,7 +271,27 @@ mod tests {
             Request::Ports(id.clone()),
             Request::Start(id.clone()),
             Request::Stop(id.clone()),
-            Request::Restart(id),
+            Request::Restart(id.clone()),
+            Request::Log {
+                id: id.clone(),
+                opts: LogOptions {
+                    lines: 7,
+                    follow: false,
+                    timeout: Duration::from_secs(3),
+                },
+            },
+            Request::GetEnvironment(id.clone()),
+            Request::SetEnvironment {
+                id: id.clone(),
+                body: serde_json::from_str(r#"{"Variables":[{"Name":"A","Value":"b c"}]}"#)
+                    .unwrap(),
+                reset: true,
+            },
+            Request::SetEnvironment {
+                id,
+                body: Default::default(),
+                reset: false,
+            },
         ] {
             let (path, query) = match req.path_and_query().split_once('?') {
                 Some((p, q)) => (p.to_string(), Some(q.to_string())),

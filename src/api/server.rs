@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use futures_util::StreamExt as _;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
@@ -17,6 +20,7 @@ use tokio::sync::Notify;
 
 use super::error::{Error, ErrorBody};
 use super::handle::{Reply, execute};
+use super::idempotency::{Lookup, Replays};
 use super::request::Request;
 use crate::container::lifecycle::Host;
 use crate::docker::Docker;
@@ -43,6 +47,7 @@ pub async fn serve<S: Systemd, D: Docker>(
     ctx: Arc<Host<S, D>>,
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
+    let replays = Arc::new(Replays::new(ctx.paths.requests_dir()));
     let open = Arc::new(AtomicUsize::new(0));
     let closed = Arc::new(Notify::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -65,10 +70,10 @@ pub async fn serve<S: Systemd, D: Docker>(
                 };
                 let _ = stream.set_nodelay(true);
                 open.fetch_add(1, Ordering::SeqCst);
-                let ctx = ctx.clone();
+                let (ctx, replays) = (ctx.clone(), replays.clone());
                 let service = service_fn(move |req| {
-                    let ctx = ctx.clone();
-                    async move { Ok::<_, Infallible>(respond(&ctx, req).await) }
+                    let (ctx, replays) = (ctx.clone(), replays.clone());
+                    async move { Ok::<_, Infallible>(respond(&ctx, &replays, req).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service);
@@ -101,24 +106,50 @@ pub async fn serve<S: Systemd, D: Docker>(
     Ok(())
 }
 
+/// The body of every answer: whole (JSON, text) or streamed (logs).
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
 /// Turns one HTTP request into a response; never fails, errors become JSON answers.
 async fn respond<S: Systemd, D: Docker>(
     ctx: &Host<S, D>,
+    replays: &Replays,
     req: hyper::Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
     let result = async {
         let query = req.uri().query().map(str::to_string);
         let body = read_body(req.into_body()).await?;
         let request = Request::parse(&method, &path, query.as_deref(), &body)?;
-        execute(ctx, request).await
+        let Some(rid) = request_id else {
+            return execute(ctx, request).await;
+        };
+        let target = format!("{path}?{}", query.unwrap_or_default());
+        let fingerprint: [&[u8]; 3] = [method.as_str().as_bytes(), target.as_bytes(), &body];
+        match replays.lookup(&rid, &fingerprint).await? {
+            (Lookup::Replay(kept), _) => {
+                let status = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
+                Ok(Reply::Json(status, kept.body))
+            }
+            (Lookup::Fresh(_guard), fp) => {
+                let reply = execute(ctx, request).await?;
+                if let Reply::Json(status, value) = &reply {
+                    replays.keep(&rid, fp, *status, value);
+                }
+                Ok(reply)
+            }
+        }
     }
     .await;
     match result {
-        Ok(Reply::Json(status, value)) => {
-            log::info!("{method} {path} -> {}", status.as_u16());
-            json_response(status, &value)
+        Ok(reply) => {
+            let resp = reply_response(reply);
+            log::info!("{method} {path} -> {}", resp.status().as_u16());
+            resp
         }
         Err(e) => {
             let status = e.status();
@@ -131,6 +162,39 @@ async fn respond<S: Systemd, D: Docker>(
             )
         }
     }
+}
+
+fn reply_response(reply: Reply) -> Response<Body> {
+    match reply {
+        Reply::Json(status, value) => json_response(status, &value),
+        Reply::Text(text) => with_type(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            full(text.into_bytes()),
+        ),
+        Reply::Stream(stream) => {
+            let frames = stream.map(|chunk| chunk.map(Frame::data));
+            with_type(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                BodyExt::boxed_unsync(StreamBody::new(frames)),
+            )
+        }
+    }
+}
+
+fn full(bytes: Vec<u8>) -> Body {
+    Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
 }
 
 async fn read_body(body: Incoming) -> Result<Bytes, Error> {
@@ -146,12 +210,8 @@ async fn read_body(body: Incoming) -> Result<Bytes, Error> {
     }
 }
 
-fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let mut body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     body.push(b'\n');
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
+    with_type(status, "application/json", full(body))
 }

@@ -10,6 +10,7 @@ use gear::api::Request;
 use gear::cli::container::{each, field, ports};
 use gear::cli::{self, Remote};
 use gear::container::environment::{Environment, EnvironmentBody};
+use gear::container::logs::LogOptions;
 use gear::container::ports::PortRequest;
 use gear::container::spec::{Cpus, Image, InstallRequest, Memory, RestartPolicy, SliceName};
 use gear::locator::{HostAddr, Locator};
@@ -65,6 +66,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a container's log (its unit's journal), following it for a while.
+    Logs {
+        /// The container, as HOST[:PORT]/ID.
+        locator: Locator,
+        /// How many past lines to start with.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: u32,
+        /// Print what is there and end, without following.
+        #[arg(long)]
+        no_follow: bool,
+        /// How long to follow new lines.
+        #[arg(long = "for", value_name = "DURATION", default_value = "30s", value_parser = gear::duration::parse)]
+        follow_for: Duration,
+    },
+    /// Print the environment (KEY=VALUE lines) of containers.
+    Env {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Set environment variables of containers; they apply from the next start.
+    ///
+    /// Arguments with '=' are variables, the others are containers:
+    /// `gear set-env localhost/web-1 A=1 B=2`.
+    SetEnv {
+        /// Containers (HOST[:PORT]/ID) and variables (KEY=VALUE), in any order.
+        #[arg(required = true, value_name = "LOCATOR|KEY=VALUE")]
+        args: Vec<String>,
+        /// Also read variables from a file of KEY=VALUE lines.
+        #[arg(long, value_name = "FILE")]
+        env_file: Option<std::path::PathBuf>,
+        /// Replace the whole environment instead of updating it.
+        #[arg(long)]
+        reset: bool,
+    },
     /// Stop containers and remove them with everything they own (unit, ports, environment).
     Delete {
         /// Containers, as HOST[:PORT]/ID.
@@ -118,16 +154,19 @@ struct InstallArgs {
     restart: Option<RestartPolicy>,
 }
 
+/// The variables of an `--env-file` (none without one).
+fn env_from_file(path: Option<&std::path::Path>) -> anyhow::Result<Environment> {
+    let Some(path) = path else {
+        return Ok(Environment::new());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Environment::parse(&text).with_context(|| format!("in {}", path.display()))
+}
+
 impl InstallArgs {
     fn request(&self) -> anyhow::Result<InstallRequest> {
-        let mut env = match &self.env_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                Environment::parse(&text).with_context(|| format!("in {}", path.display()))?
-            }
-            None => Environment::new(),
-        };
+        let mut env = env_from_file(self.env_file.as_deref())?;
         for v in &self.env {
             env.set(v.clone());
         }
@@ -261,6 +300,84 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 &mut err,
             )
             .await
+        }
+        Command::Logs {
+            locator,
+            lines,
+            no_follow,
+            follow_for,
+        } => {
+            let opts = LogOptions {
+                lines,
+                follow: !no_follow,
+                timeout: follow_for,
+            };
+            // The agent ends the answer at the timeout; allow it time to get there.
+            let client = gear::api::Client::new(locator.host.clone(), follow_for + cli.timeout);
+            client
+                .stream_to(
+                    &Request::Log {
+                        id: locator.id,
+                        opts,
+                    },
+                    &mut out,
+                )
+                .await?;
+            Ok(true)
+        }
+        Command::Env { locators } => {
+            let describe = |l: &Locator, a: &gear::api::client::Answer| {
+                let text = String::from_utf8_lossy(&a.body);
+                match locators.len() {
+                    1 => text.trim_end().to_string(),
+                    _ => text
+                        .lines()
+                        .map(|line| format!("{l}: {line}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                }
+            };
+            each(
+                &remote,
+                &locators,
+                |l| Request::GetEnvironment(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::SetEnv {
+            args,
+            env_file,
+            reset,
+        } => {
+            let mut env = env_from_file(env_file.as_deref())?;
+            let mut locators = Vec::new();
+            for arg in &args {
+                if arg.contains('=') {
+                    env.set(Environment::parse_assignment(arg)?);
+                } else {
+                    locators.push(arg.parse::<Locator>().with_context(|| format!("'{arg}'"))?);
+                }
+            }
+            anyhow::ensure!(
+                !locators.is_empty(),
+                "name at least one container (HOST[:PORT]/ID)"
+            );
+            let body = EnvironmentBody::from(env);
+            let make = |l: &Locator| Request::SetEnvironment {
+                id: l.id.clone(),
+                body: body.clone(),
+                reset,
+            };
+            let describe = |l: &Locator, _: &_| {
+                format!(
+                    "{l}: environment {}",
+                    if reset { "replaced" } else { "updated" }
+                )
+            };
+            each(&remote, &locators, make, describe, &mut out, &mut err).await
         }
         Command::Delete { locators } => {
             let describe = |l: &Locator, _: &_| format!("{l}: deleted");

@@ -140,18 +140,17 @@ impl<S: Systemd, D: Docker> Host<S, D> {
                 })?;
         }
         let ports = Ports::new(&self.paths, self.port_range).reserve(id, &req.ports)?;
-        let env_file = match req.environment {
-            Some(body) => {
-                Environment::from(body).store(&self.paths, id)?;
-                true
+        match req.environment {
+            Some(body) => Environment::from(body).store(&self.paths, id)?,
+            None if !self.paths.env_file(id).exists() => {
+                Environment::new().store(&self.paths, id)?
             }
-            None => self.paths.env_file(id).exists(),
-        };
+            None => {}
+        }
         let spec = ContainerSpec {
             id: id.clone(),
             image: req.image,
             ports: ports.clone(),
-            env_file,
             slice: req.systemd_slice.unwrap_or_default(),
             memory: req.memory,
             cpus: req.cpus,
@@ -204,6 +203,32 @@ impl<S: Systemd, D: Docker> Host<S, D> {
         self.link(&self.paths.active_wants_dir(), id)?;
         self.systemd.reset_failed(&id.unit_name()).await?;
         self.job(Action::Restart, id).await
+    }
+
+    /// The environment of `id`; `None` if it has none.
+    pub fn environment(&self, id: &ContainerId) -> Result<Option<Environment>, Error> {
+        Ok(Environment::load(&self.paths, id)?)
+    }
+
+    /// Replaces (`reset`) or updates the environment of `id`, returning the result. It
+    /// applies from the container's next start. Ids need not be installed yet: an
+    /// environment set first is kept by a later install that brings none.
+    pub async fn set_environment(
+        &self,
+        id: &ContainerId,
+        env: Environment,
+        reset: bool,
+    ) -> Result<Environment, Error> {
+        let _guard = self.lock(id).await;
+        let env = match (reset, Environment::load(&self.paths, id)?) {
+            (false, Some(mut old)) => {
+                old.merge(env);
+                old
+            }
+            _ => env,
+        };
+        env.store(&self.paths, id)?;
+        Ok(env)
     }
 
     /// The systemd state of `id`.
@@ -402,6 +427,28 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn environment_is_patched_in_order_or_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path());
+        let web = id("web-1");
+        let env = |text: &str| Environment::parse(text).unwrap();
+        assert_eq!(h.environment(&web).unwrap(), None);
+        h.set_environment(&web, env("A=1\nB=2\n"), false)
+            .await
+            .unwrap();
+        let got = h
+            .set_environment(&web, env("B=3\nC=4\n"), false)
+            .await
+            .unwrap();
+        assert_eq!(got.render(), "A=1\nB=3\nC=4\n");
+        let got = h.set_environment(&web, env("Z=9\n"), true).await.unwrap();
+        assert_eq!(h.environment(&web).unwrap(), Some(got));
+        // An install without variables keeps them.
+        h.install(&web, req(r#"{"Image":"img"}"#)).await.unwrap();
+        assert_eq!(h.environment(&web).unwrap().unwrap().render(), "Z=9\n");
     }
 
     #[tokio::test]

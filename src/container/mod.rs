@@ -3,6 +3,7 @@
 pub mod environment;
 pub mod lifecycle;
 pub mod list;
+pub mod logs;
 pub mod ports;
 pub mod spec;
 pub mod unit;

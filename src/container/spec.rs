@@ -287,9 +287,6 @@ pub struct ContainerSpec {
     /// Published ports, with their reserved host ports.
     #[serde(default)]
     pub ports: Vec<PortPair>,
-    /// Whether it has an environment file.
-    #[serde(default)]
-    pub env_file: bool,
     /// Its slice.
     #[serde(default)]
     pub slice: SliceName,

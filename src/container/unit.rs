@@ -121,12 +121,12 @@ fn docker_run(spec: &ContainerSpec, paths: &Paths, name: &str) -> Vec<String> {
     for p in &spec.ports {
         argv.extend(["--publish".into(), format!("{}:{}", p.external, p.internal)]);
     }
-    if spec.env_file {
-        argv.extend([
-            "--env-file".into(),
-            paths.env_file(&spec.id).display().to_string(),
-        ]);
-    }
+    // Always there (install writes it, maybe empty), so `gear set-env` applies at the
+    // next start without a new unit.
+    argv.extend([
+        "--env-file".into(),
+        paths.env_file(&spec.id).display().to_string(),
+    ]);
     if let Some(m) = spec.memory {
         argv.extend(["--memory".into(), m.bytes().to_string()]);
     }
