@@ -87,6 +87,53 @@ impl Client {
             })?
     }
 
+    /// Sends `req`, whose answer is JSON lines: every line with `Progress` goes to
+    /// `on_progress`, and the last line is returned, or turned into an error when it carries
+    /// a `Message`.
+    pub async fn json_lines(
+        &self,
+        req: &Request,
+        mut on_progress: impl FnMut(&str),
+    ) -> anyhow::Result<serde_json::Value> {
+        let work = async {
+            let resp = self.start(req).await?;
+            let status = resp.status();
+            let mut body = resp.into_body();
+            if !status.is_success() {
+                let bytes = body.collect().await?.to_bytes();
+                return Err(self.failure(status, &bytes));
+            }
+            let (mut pending, mut last) = (Vec::new(), serde_json::Value::Null);
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame?.into_data() else {
+                    continue;
+                };
+                pending.extend_from_slice(&data);
+                while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    let value: serde_json::Value = serde_json::from_slice(&line)
+                        .with_context(|| format!("{}: a progress line is not JSON", self.host))?;
+                    match value.get("Progress").and_then(|p| p.as_str()) {
+                        Some(p) => on_progress(p),
+                        None => last = value,
+                    }
+                }
+            }
+            if let Some(message) = last.get("Message").and_then(|m| m.as_str()) {
+                return Err(anyhow!("{}: {} ({})", self.host, message, last["Status"]));
+            }
+            anyhow::ensure!(
+                !last.is_null(),
+                "{}: the answer ended without a result",
+                self.host
+            );
+            Ok(last)
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| anyhow!("{}: no answer within {:?}", self.host, self.timeout))?
+    }
+
     fn failure(&self, status: StatusCode, body: &[u8]) -> anyhow::Error {
         let message = serde_json::from_slice::<ErrorBody>(body)
             .map(|e| e.message)

@@ -1,5 +1,9 @@
 //! Carries out a parsed [`Request`] against the host.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
 use hyper::StatusCode;
 use serde::Serialize;
 
@@ -8,6 +12,7 @@ use super::request::Request;
 use crate::container::environment::Environment;
 use crate::container::lifecycle::Host;
 use crate::container::logs::{self, LogStream};
+use crate::container::spec::InstallRequest;
 use crate::container::{self, ContainerState};
 use crate::docker::Docker;
 use crate::id::ContainerId;
@@ -19,8 +24,8 @@ pub enum Reply {
     Json(StatusCode, serde_json::Value),
     /// Plain text (an environment file).
     Text(String),
-    /// Plain text sent as it is produced (a log).
-    Stream(LogStream),
+    /// Bytes sent as they are produced, with their content type (a log, install progress).
+    Stream(&'static str, LogStream),
 }
 
 impl std::fmt::Debug for Reply {
@@ -28,7 +33,7 @@ impl std::fmt::Debug for Reply {
         match self {
             Reply::Json(status, value) => f.debug_tuple("Json").field(status).field(value).finish(),
             Reply::Text(text) => f.debug_tuple("Text").field(text).finish(),
-            Reply::Stream(_) => f.write_str("Stream(..)"),
+            Reply::Stream(kind, _) => write!(f, "Stream({kind}, ..)"),
         }
     }
 }
@@ -59,7 +64,7 @@ struct StatusReply {
 /// Executes one request. The `match` is exhaustive: a new [`Request`] variant does not
 /// compile until it is handled here.
 pub async fn execute<S: Systemd, D: Docker>(
-    host: &Host<S, D>,
+    host: &Arc<Host<S, D>>,
     req: Request,
 ) -> Result<Reply, Error> {
     match req {
@@ -69,7 +74,16 @@ pub async fn execute<S: Systemd, D: Docker>(
                 .map_err(Error::Host)?;
             Reply::ok(&list)
         }
-        Request::Install { id, body } => Reply::ok(&host.install(&id, body).await?),
+        Request::Install {
+            id,
+            body,
+            progress: false,
+        } => Reply::ok(&host.install(&id, body, None).await?),
+        Request::Install {
+            id,
+            body,
+            progress: true,
+        } => Ok(install_with_progress(host.clone(), id, body)),
         Request::Delete(id) => {
             host.delete(&id).await?;
             Reply::ok(&serde_json::json!({ "Id": id, "Deleted": true }))
@@ -94,7 +108,10 @@ pub async fn execute<S: Systemd, D: Docker>(
             if !host.is_installed(&id) {
                 return Err(container::lifecycle::Error::NotInstalled(id).into());
             }
-            Ok(Reply::Stream(logs::stream(&id, opts).map_err(Error::Host)?))
+            Ok(Reply::Stream(
+                "text/plain; charset=utf-8",
+                logs::stream(&id, opts).map_err(Error::Host)?,
+            ))
         }
         Request::GetEnvironment(id) => match host.environment(&id)? {
             Some(env) => Ok(Reply::Text(env.render())),
@@ -107,6 +124,41 @@ pub async fn execute<S: Systemd, D: Docker>(
             Reply::ok(&container::environment::EnvironmentBody::from(env))
         }
     }
+}
+
+/// Runs an install in its own task (it completes even if the client hangs up) and answers
+/// with JSON lines: `{"Progress": "..."}` while it runs, then `{"Installed": {...}}` or
+/// `{"Message": "...", "Status": 422}`.
+fn install_with_progress<S: Systemd, D: Docker>(
+    host: Arc<Host<S, D>>,
+    id: ContainerId,
+    body: InstallRequest,
+) -> Reply {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let done = tokio::spawn(async move { host.install(&id, body, Some(&tx)).await });
+    let line = |value: serde_json::Value| Ok(Bytes::from(format!("{value}\n")));
+    let progress = tokio_stream_from(rx).map(move |p| line(serde_json::json!({ "Progress": p })));
+    let result = futures_util::stream::once(async move {
+        let value = match done.await {
+            Ok(Ok(installed)) => serde_json::json!({ "Installed": installed }),
+            Ok(Err(e)) => {
+                let e = Error::from(e);
+                serde_json::json!({ "Message": e.to_string(), "Status": e.status().as_u16() })
+            }
+            Err(e) => {
+                serde_json::json!({ "Message": format!("the install task failed: {e}"), "Status": 500 })
+            }
+        };
+        line(value)
+    });
+    Reply::Stream("application/x-ndjson", Box::pin(progress.chain(result)))
+}
+
+/// The receiver as a stream that ends when every sender is gone.
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> impl futures_util::Stream<Item = String> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn status<S: Systemd, D: Docker>(

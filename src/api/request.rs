@@ -23,12 +23,15 @@ pub enum Request {
         /// Include installed containers that systemd has not loaded.
         all: bool,
     },
-    /// `PUT /container/:id`: install or update a container (body: [`InstallRequest`]).
+    /// `PUT /container/:id[?progress=1]`: install or update a container (body:
+    /// [`InstallRequest`]); with `progress`, the answer is a stream of JSON lines.
     Install {
         /// The container.
         id: ContainerId,
         /// What to install.
         body: InstallRequest,
+        /// Answer with progress lines (`{"Progress": ...}`) before the result.
+        progress: bool,
     },
     /// `DELETE /container/:id`: stop and remove a container and everything it owns.
     Delete(ContainerId),
@@ -103,6 +106,7 @@ impl Request {
                     Method::PUT => Ok(Request::Install {
                         id,
                         body: json_body(body)?,
+                        progress: query_flag(query, "progress", false)?,
                     }),
                     Method::DELETE => Ok(Request::Delete(id)),
                     _ => Err(not_allowed()),
@@ -151,6 +155,9 @@ impl Request {
         match self {
             Request::ListContainers { all: false } => "/containers".into(),
             Request::ListContainers { all: true } => "/containers?all=1".into(),
+            Request::Install {
+                id, progress: true, ..
+            } => format!("/container/{id}?progress=1"),
             Request::Install { id, .. } | Request::Delete(id) => format!("/container/{id}"),
             Request::Status(id) => format!("/container/{id}/status"),
             Request::Ports(id) => format!("/container/{id}/ports"),
@@ -264,7 +271,13 @@ mod tests {
             Request::ListContainers { all: true },
             Request::Install {
                 id: id.clone(),
+                body: body.clone(),
+                progress: false,
+            },
+            Request::Install {
+                id: id.clone(),
                 body,
+                progress: true,
             },
             Request::Delete(id.clone()),
             Request::Status(id.clone()),

@@ -111,7 +111,7 @@ type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// Turns one HTTP request into a response; never fails, errors become JSON answers.
 async fn respond<S: Systemd, D: Docker>(
-    ctx: &Host<S, D>,
+    ctx: &Arc<Host<S, D>>,
     replays: &Replays,
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
@@ -172,11 +172,11 @@ fn reply_response(reply: Reply) -> Response<Body> {
             "text/plain; charset=utf-8",
             full(text.into_bytes()),
         ),
-        Reply::Stream(stream) => {
+        Reply::Stream(content_type, stream) => {
             let frames = stream.map(|chunk| chunk.map(Frame::data));
             with_type(
                 StatusCode::OK,
-                "text/plain; charset=utf-8",
+                content_type,
                 BodyExt::boxed_unsync(StreamBody::new(frames)),
             )
         }

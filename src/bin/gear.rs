@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use gear::api::Request;
-use gear::cli::container::{each, field, ports};
+use gear::cli::container::{each, field, install_each};
 use gear::cli::{self, Remote};
 use gear::container::environment::{Environment, EnvironmentBody};
 use gear::container::logs::LogOptions;
@@ -225,22 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Install(args) => {
             let body = args.request()?;
-            let make = |l: &Locator| Request::Install {
-                id: l.id.clone(),
-                body: body.clone(),
-            };
-            let describe = |l: &Locator, a: &_| {
-                let verb = if args.start {
-                    "installed and started"
-                } else {
-                    "installed"
-                };
-                match ports(a) {
-                    p if p.is_empty() => format!("{l}: {verb}"),
-                    p => format!("{l}: {verb}, ports {p}"),
-                }
-            };
-            each(&remote, &args.locators, make, describe, &mut out, &mut err).await
+            install_each(&remote, &args.locators, &body, &mut out, &mut err).await
         }
         Command::Start { locators } => {
             let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));

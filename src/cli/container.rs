@@ -8,6 +8,7 @@ use futures_util::future::join_all;
 use super::Remote;
 use crate::api::Request;
 use crate::api::client::Answer;
+use crate::container::spec::InstallRequest;
 use crate::locator::Locator;
 
 /// Sends `make(locator)` for every locator at once; prints `describe(locator, answer)` on
@@ -40,6 +41,52 @@ pub async fn each(
     Ok(ok)
 }
 
+/// Installs on every locator at once, showing pull progress on `err` as it comes; prints
+/// one result line per locator. Returns whether all succeeded.
+pub async fn install_each(
+    remote: &Remote,
+    locators: &[Locator],
+    body: &InstallRequest,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let results = join_all(locators.iter().map(|loc| {
+        let client = remote.client(&loc.host);
+        let req = Request::Install {
+            id: loc.id.clone(),
+            body: body.clone(),
+            progress: true,
+        };
+        async move {
+            // Progress goes straight to stderr: it is for the person watching.
+            client.json_lines(&req, |p| eprintln!("{loc}: {p}")).await
+        }
+    }))
+    .await;
+    let mut ok = true;
+    for (loc, result) in locators.iter().zip(results) {
+        match result {
+            Ok(value) => {
+                let installed = &value["Installed"];
+                let verb = if installed["Started"] == true {
+                    "installed and started"
+                } else {
+                    "installed"
+                };
+                match port_list(&installed["Ports"]) {
+                    p if p.is_empty() => writeln!(out, "{loc}: {verb}")?,
+                    p => writeln!(out, "{loc}: {verb}, ports {p}")?,
+                }
+            }
+            Err(e) => {
+                ok = false;
+                writeln!(err, "error: {loc}: {e:#}")?;
+            }
+        }
+    }
+    Ok(ok)
+}
+
 /// A field of a JSON answer as text (empty when absent).
 pub fn field(answer: &Answer, name: &str) -> String {
     serde_json::from_slice::<serde_json::Value>(&answer.body)
@@ -48,12 +95,10 @@ pub fn field(answer: &Answer, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// "8080→4000, 53→4001" from an answer's `Ports`.
-pub fn ports(answer: &Answer) -> String {
-    let value: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-    let pairs: Vec<String> = value
-        .get("Ports")
-        .and_then(|p| p.as_array())
+/// "8080->4000, 53->4001" from a `Ports` array.
+pub fn port_list(ports: &serde_json::Value) -> String {
+    let pairs: Vec<String> = ports
+        .as_array()
         .into_iter()
         .flatten()
         .map(|p| format!("{}->{}", p["Internal"], p["External"]))

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
+use tokio::sync::mpsc::UnboundedSender;
 
 use super::environment::Environment;
 use super::ports::{PortError, PortPair, PortRange, Ports};
@@ -128,11 +129,19 @@ impl<S: Systemd, D: Docker> Host<S, D> {
 
     /// Installs (or updates) `id`. An update takes effect at the next start; a running
     /// container keeps running.
-    pub async fn install(&self, id: &ContainerId, req: InstallRequest) -> Result<Installed, Error> {
+    pub async fn install(
+        &self,
+        id: &ContainerId,
+        req: InstallRequest,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> Result<Installed, Error> {
         let _guard = self.lock(id).await;
         if !self.docker.image_exists(req.image.as_str()).await? {
+            if let Some(tx) = progress {
+                let _ = tx.send(format!("pulling {}", req.image));
+            }
             self.docker
-                .pull(req.image.as_str(), None)
+                .pull(req.image.as_str(), progress)
                 .await
                 .map_err(|e| Error::ImageUnavailable {
                     image: req.image.clone(),
@@ -345,6 +354,7 @@ mod tests {
             .install(
                 &web,
                 req(r#"{"Image":"img","Started":true,"Ports":[{"Internal":8080}]}"#),
+                None,
             )
             .await
             .unwrap();
@@ -386,6 +396,7 @@ mod tests {
             .install(
                 &id("web-1"),
                 req(r#"{"Image":"no/such","Ports":[{"Internal":80}]}"#),
+                None,
             )
             .await;
         assert!(
@@ -395,7 +406,7 @@ mod tests {
         assert!(!h.is_installed(&id("web-1")));
         assert!(Ports::new(&h.paths, h.port_range).all().unwrap().is_empty());
         // A pullable one is pulled first.
-        h.install(&id("web-2"), req(r#"{"Image":"remote/img"}"#))
+        h.install(&id("web-2"), req(r#"{"Image":"remote/img"}"#), None)
             .await
             .unwrap();
         assert!(
@@ -412,7 +423,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = host(dir.path());
         for name in ["web-1", "we_b.2"] {
-            h.install(&id(name), req(r#"{"Image":"img","Ports":[{"Internal":80}],"Environment":{"Variables":[{"Name":"A","Value":"1"}]}}"#))
+            h.install(&id(name), req(r#"{"Image":"img","Ports":[{"Internal":80}],"Environment":{"Variables":[{"Name":"A","Value":"1"}]}}"#), None)
                 .await
                 .unwrap();
         }
@@ -447,7 +458,9 @@ mod tests {
         let got = h.set_environment(&web, env("Z=9\n"), true).await.unwrap();
         assert_eq!(h.environment(&web).unwrap(), Some(got));
         // An install without variables keeps them.
-        h.install(&web, req(r#"{"Image":"img"}"#)).await.unwrap();
+        h.install(&web, req(r#"{"Image":"img"}"#), None)
+            .await
+            .unwrap();
         assert_eq!(h.environment(&web).unwrap().unwrap().render(), "Z=9\n");
     }
 
@@ -457,8 +470,8 @@ mod tests {
         let h = host(dir.path());
         let web = id("web-1");
         let body = r#"{"Image":"img","Ports":[{"Internal":8080}]}"#;
-        let first = h.install(&web, req(body)).await.unwrap();
-        let second = h.install(&web, req(body)).await.unwrap();
+        let first = h.install(&web, req(body), None).await.unwrap();
+        let second = h.install(&web, req(body), None).await.unwrap();
         assert_eq!(first.ports, second.ports);
         assert!(matches!(
             h.start(&id("nope")).await,
