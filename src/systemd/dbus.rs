@@ -132,11 +132,20 @@ impl Systemd for Dbus {
     }
 
     async fn reset_failed(&self, name: &str) -> anyhow::Result<()> {
-        self.manager()
+        match self
+            .manager()
             .await?
             .reset_failed_unit(name.to_string())
             .await
-            .with_context(|| format!("resetting the failed state of {name}"))
+        {
+            // systemd unloads an inactive unit nothing refers to: nothing to reset.
+            Err(zbus::Error::MethodError(err, _, _))
+                if err.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
+            {
+                Ok(())
+            }
+            other => other.with_context(|| format!("resetting the failed state of {name}")),
+        }
     }
 
     async fn reload(&self) -> anyhow::Result<()> {
