@@ -1,7 +1,10 @@
 //! The HTTP API of `gear-api`, shared by the agent and the `gear` CLI.
 //!
-//! Routes (see `docs/api.md`): `GET /containers[?all=1]`. Every error answer is JSON
-//! `{"Message": "..."}` with a fitting 4xx/5xx status.
+//! Routes (each documented in `docs/api.md`, each a [`Request`] variant): `GET /containers`,
+//! `PUT|DELETE /container/:id`, `GET /container/:id/{status,ports,log}`,
+//! `PUT /container/:id/{started,stopped}`, `POST /container/:id/restart`,
+//! `GET|PUT|PATCH /environment/:id`. Every error answer is JSON `{"Message": "..."}` with a
+//! fitting 4xx/5xx status; `X-Request-Id` makes a request safe to retry.
 //!
 //! - [`request`]: the route table, parsing HTTP into [`Request`] and back;
 //! - [`handle`]: carrying a request out against systemd and the disk;

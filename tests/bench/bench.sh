@@ -26,6 +26,7 @@ rate=$(awk -v n=$N -v d=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (d / 1e9)}')
 
 # 2. Latency of GET /containers?all=1 and GET /container/:id/ports with N installed.
 lat() { for _ in $(seq 500); do curl -s -o /dev/null -w '%{time_total}\n' "$1"; done; }
+lat "$api/containers" > /tmp/loaded.txt
 lat "$api/containers?all=1" > /tmp/list.txt
 lat "$api/container/bench-100/ports" > /tmp/ports.txt
 [ "$(curl -fsS "$api/containers?all=1" | grep -o '"Id"' | wc -l)" -ge $N ] || { echo "not all $N listed" >&2; exit 1; }
@@ -52,6 +53,7 @@ cat <<EOT
 | measure | result |
 |---|---|
 | $N installs in a row (not started) | $rate per second |
+| GET /containers, $N containers installed: p50 / p99 | $(pct 50 < /tmp/loaded.txt | ms) ms / $(pct 99 < /tmp/loaded.txt | ms) ms |
 | GET /containers?all=1, $N containers: p50 / p99 | $(pct 50 < /tmp/list.txt | ms) ms / $(pct 99 < /tmp/list.txt | ms) ms |
 | GET /container/:id/ports, $N containers: p50 / p99 | $(pct 50 < /tmp/ports.txt | ms) ms / $(pct 99 < /tmp/ports.txt | ms) ms |
 | gear-api resident memory at rest | $((rss / 1024)) MiB ($rss kB) |
