@@ -57,7 +57,14 @@ pub fn render(spec: &ContainerSpec, paths: &Paths) -> Result<UnitFile, InvalidVa
         "SyslogIdentifier",
         spec.id.as_str(),
     )?;
-    u.set_exec("Service", "ExecStartPre", "-", &[DOCKER, "rm", "-f", &name])?;
+    // Quiet: on a normal start there is nothing to remove, and docker's "No such container"
+    // would read like an error in the unit's journal.
+    u.set_exec(
+        "Service",
+        "ExecStartPre",
+        "-",
+        &["/bin/sh", "-c", REMOVE_LEFTOVER, "remove-leftover", &name],
+    )?;
     u.set_exec(
         "Service",
         "ExecStart",
@@ -104,6 +111,9 @@ pub fn render(spec: &ContainerSpec, paths: &Paths) -> Result<UnitFile, InvalidVa
     }
     Ok(u)
 }
+
+/// Removes a container named `$1` left by a crash, silently.
+const REMOVE_LEFTOVER: &str = "exec /usr/bin/docker rm -f \"$1\" >/dev/null 2>&1";
 
 /// Waits until Docker reports the container (named by `$1`) running. A container that
 /// exits first makes `docker run` exit, and systemd then fails the start and stops this.
