@@ -84,6 +84,7 @@ pub async fn execute<S: Systemd, D: Docker>(
             body,
             progress: true,
         } => Ok(install_with_progress(host.clone(), id, body)),
+        Request::StopAll => Reply::ok(&serde_json::json!({ "Stopped": host.stop_all().await? })),
         Request::Delete(id) => {
             host.delete(&id).await?;
             Reply::ok(&serde_json::json!({ "Id": id, "Deleted": true }))

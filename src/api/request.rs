@@ -23,6 +23,9 @@ pub enum Request {
         /// Include installed containers that systemd has not loaded.
         all: bool,
     },
+    /// `DELETE /containers`: stop every container and keep them stopped at boot (geard's
+    /// purge); nothing is removed.
+    StopAll,
     /// `PUT /container/:id[?progress=1]`: install or update a container (body:
     /// [`InstallRequest`]); with `progress`, the answer is a stream of JSON lines.
     Install {
@@ -86,6 +89,7 @@ impl Request {
                 Method::GET => Ok(Request::ListContainers {
                     all: query_flag(query, "all", false)?,
                 }),
+                Method::DELETE => Ok(Request::StopAll),
                 _ => Err(not_allowed()),
             },
             ["environment", id] => {
@@ -146,7 +150,7 @@ impl Request {
             Request::SetEnvironment { reset: true, .. } => Method::PUT,
             Request::SetEnvironment { reset: false, .. } => Method::PATCH,
             Request::Restart(_) => Method::POST,
-            Request::Delete(_) => Method::DELETE,
+            Request::Delete(_) | Request::StopAll => Method::DELETE,
         }
     }
 
@@ -155,6 +159,7 @@ impl Request {
         match self {
             Request::ListContainers { all: false } => "/containers".into(),
             Request::ListContainers { all: true } => "/containers?all=1".into(),
+            Request::StopAll => "/containers".into(),
             Request::Install {
                 id, progress: true, ..
             } => format!("/container/{id}?progress=1"),
@@ -182,6 +187,7 @@ impl Request {
             Request::Install { body, .. } => serde_json::to_vec(body).ok(),
             Request::SetEnvironment { body, .. } => serde_json::to_vec(body).ok(),
             Request::ListContainers { .. }
+            | Request::StopAll
             | Request::Log { .. }
             | Request::GetEnvironment(_)
             | Request::Delete(_)
@@ -269,6 +275,7 @@ mod tests {
         for req in [
             Request::ListContainers { all: false },
             Request::ListContainers { all: true },
+            Request::StopAll,
             Request::Install {
                 id: id.clone(),
                 body: body.clone(),

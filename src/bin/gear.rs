@@ -66,6 +66,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Stop every container on the hosts, and keep them stopped at boot (nothing is removed).
+    Purge {
+        /// Hosts (default: localhost).
+        #[arg(value_name = "HOST[:PORT]")]
+        hosts: Vec<HostAddr>,
+    },
     /// Print a container's log (its unit's journal), following it for a while.
     Logs {
         /// The container, as HOST[:PORT]/ID.
@@ -285,6 +291,12 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 &mut err,
             )
             .await
+        }
+        Command::Purge { mut hosts } => {
+            if hosts.is_empty() {
+                hosts.push(HostAddr::localhost());
+            }
+            cli::list::purge(&remote, &hosts, &mut out, &mut err).await
         }
         Command::Logs {
             locator,

@@ -81,3 +81,31 @@ pub async fn list_units(
     )?;
     Ok(ok)
 }
+
+/// Stops every container on every host; one line per host. Returns whether all succeeded.
+pub async fn purge(
+    remote: &Remote,
+    hosts: &[HostAddr],
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let results = fan_out(hosts, |host| {
+        let client = remote.client(&host);
+        async move { client.json::<serde_json::Value>(&Request::StopAll).await }
+    })
+    .await;
+    let mut ok = true;
+    for (host, result) in results {
+        match result {
+            Ok(v) => {
+                let n = v["Stopped"].as_array().map_or(0, Vec::len);
+                writeln!(out, "{host}: stopped {n} containers")?;
+            }
+            Err(e) => {
+                ok = false;
+                writeln!(err, "error: {e:#}")?;
+            }
+        }
+    }
+    Ok(ok)
+}

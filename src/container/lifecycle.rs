@@ -246,6 +246,23 @@ impl<S: Systemd, D: Docker> Host<S, D> {
         Ok(self.systemd.unit_state(&id.unit_name()).await?)
     }
 
+    /// Stops every installed container and keeps them stopped at boot (geard's purge);
+    /// nothing is removed. Returns the ids stopped, and the first error after trying all.
+    pub async fn stop_all(&self) -> Result<Vec<ContainerId>, Error> {
+        let ids = super::list::installed(&self.paths)?;
+        let mut first_error = None;
+        for id in &ids {
+            if let Err(e) = self.stop(id).await {
+                log::warn!("stopping {id}: {e}");
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(ids),
+        }
+    }
+
     /// Deletes `id`: stops it, then removes its unit, links, spec, environment, ports and
     /// Docker container, and nothing of any other container.
     pub async fn delete(&self, id: &ContainerId) -> Result<(), Error> {
@@ -386,6 +403,27 @@ mod tests {
                 .unwrap()
                 .contains(&"rm ctr-web-1".to_string())
         );
+    }
+
+    #[tokio::test]
+    async fn stop_all_stops_and_unlinks_every_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path());
+        for name in ["web-1", "web-2"] {
+            h.install(&id(name), req(r#"{"Image":"img","Started":true}"#), None)
+                .await
+                .unwrap();
+        }
+        let stopped = h.stop_all().await.unwrap();
+        assert_eq!(stopped, [id("web-1"), id("web-2")]);
+        assert_eq!(h.systemd.active_state("ctr-web-2.service"), "inactive");
+        assert!(
+            !h.paths
+                .active_wants_dir()
+                .join("ctr-web-1.service")
+                .exists()
+        );
+        assert!(h.is_installed(&id("web-1")));
     }
 
     #[tokio::test]

@@ -81,6 +81,12 @@ out=$(tb curl -fsS --max-time 20 "$api/container/we_b.2/log?timeout=2s")
 assert_contains "$out" "tick"
 assert_contains "$(tb gear logs localhost/we_b.2 --no-follow -n 3)" "tick"
 
+step "purge stops every container and keeps them installed"
+assert_contains "$(tb gear purge localhost)" "localhost: stopped 2 containers"
+assert_eq inactive "$(tb systemctl is-active ctr-we_b.2.service || true)"
+tb test -e /var/lib/containers/units/ctr-we_b.2.service || fail "purge removed a unit"
+tb gear start localhost/we_b.2 >/dev/null
+
 step "delete removes exactly that container"
 tb gear delete localhost/web-1 >/dev/null
 tb test ! -e /var/lib/containers/units/ctr-web-1.service || fail "unit file left"
