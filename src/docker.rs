@@ -20,8 +20,19 @@ use tokio::sync::mpsc::UnboundedSender;
 /// The Docker client the container units run (Debian, Fedora and RHEL all install it here).
 pub const DOCKER: &str = "/usr/bin/docker";
 
+/// How the engine manages its containers' cgroups (`docker info`'s `CgroupDriver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupDriver {
+    /// The engine writes cgroup paths itself: a parent is a path (`/a.slice/a-b.slice`).
+    Cgroupfs,
+    /// The engine asks systemd for a scope: a parent is a slice name (`a-b.slice`).
+    Systemd,
+}
+
 /// The Docker calls gear makes.
 pub trait Docker: Send + Sync + 'static {
+    /// The engine's cgroup driver.
+    fn cgroup_driver(&self) -> impl Future<Output = anyhow::Result<CgroupDriver>> + Send;
     /// Whether `image` is present locally.
     fn image_exists(&self, image: &str) -> impl Future<Output = anyhow::Result<bool>> + Send;
     /// Pulls `image`, sending one line per progress message; the error says why it failed.
@@ -121,6 +132,27 @@ impl DockerApi {
 }
 
 impl Docker for DockerApi {
+    async fn cgroup_driver(&self) -> anyhow::Result<CgroupDriver> {
+        let (status, body) = self.call(Method::GET, "/info").await?;
+        if !status.is_success() {
+            return Err(anyhow!(
+                "docker info: {} ({status})",
+                Self::message(body).await
+            ));
+        }
+        let bytes = body
+            .collect()
+            .await
+            .context("reading docker info")?
+            .to_bytes();
+        let info: serde_json::Value =
+            serde_json::from_slice(&bytes).context("parsing docker info")?;
+        Ok(match info["CgroupDriver"].as_str() {
+            Some("systemd") => CgroupDriver::Systemd,
+            _ => CgroupDriver::Cgroupfs,
+        })
+    }
+
     async fn image_exists(&self, image: &str) -> anyhow::Result<bool> {
         let (status, body) = self
             .call(Method::GET, &format!("/images/{image}/json"))
@@ -201,7 +233,7 @@ pub mod fake {
 
     use tokio::sync::mpsc::UnboundedSender;
 
-    use super::Docker;
+    use super::{CgroupDriver, Docker};
 
     /// Images present, images a pull can fetch, and every call made.
     #[derive(Debug, Default)]
@@ -215,6 +247,10 @@ pub mod fake {
     }
 
     impl Docker for FakeDocker {
+        async fn cgroup_driver(&self) -> anyhow::Result<CgroupDriver> {
+            Ok(CgroupDriver::Cgroupfs)
+        }
+
         async fn image_exists(&self, image: &str) -> anyhow::Result<bool> {
             Ok(self.images.lock().unwrap().contains(image))
         }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use gear::container::spec::ContainerSpec;
 use gear::container::unit;
+use gear::docker::CgroupDriver;
 use gear::paths::Paths;
 
 #[test]
@@ -18,7 +19,17 @@ fn rendered_units_match_the_golden_files() {
         let spec: ContainerSpec =
             serde_json::from_slice(&fs::read(case.join("spec.json")).unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
-        let rendered = unit::render(&spec, &Paths::new("/")).unwrap().render();
+        // The engine's cgroup driver: `cgroup-driver` in the case, else cgroupfs.
+        let driver = match fs::read_to_string(case.join("cgroup-driver"))
+            .as_deref()
+            .map(str::trim)
+        {
+            Ok("systemd") => CgroupDriver::Systemd,
+            _ => CgroupDriver::Cgroupfs,
+        };
+        let rendered = unit::render(&spec, &Paths::new("/"), driver)
+            .unwrap()
+            .render();
         let expected_path = case.join("expected").join(spec.id.unit_name());
         if std::env::var_os("GEAR_BLESS").is_some() {
             fs::write(&expected_path, &rendered).unwrap();
@@ -33,5 +44,5 @@ fn rendered_units_match_the_golden_files() {
         );
         cases += 1;
     }
-    assert!(cases >= 2, "no golden cases found in {}", dir.display());
+    assert!(cases >= 3, "no golden cases found in {}", dir.display());
 }

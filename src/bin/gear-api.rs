@@ -27,6 +27,9 @@ struct Cli {
     /// starts the agent again on the next connection. Never, if not given.
     #[arg(long, value_name = "DURATION", value_parser = gear::duration::parse)]
     exit_idle_time: Option<Duration>,
+    /// Host ports handed out when an install asks for port 0.
+    #[arg(long, value_name = "FIRST-LAST", default_value = "4000-60000")]
+    port_range: PortRange,
     /// More logging on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -70,7 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Paths::system(),
             Dbus::new(),
             DockerApi::default(),
-            PortRange::default(),
+            cli.port_range,
         );
         serve(
             listener,

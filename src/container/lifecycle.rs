@@ -18,7 +18,7 @@ use super::ports::{PortError, PortPair, PortRange, Ports};
 use super::spec::{ContainerSpec, Image, InstallRequest};
 use super::unit;
 use crate::atomic_file;
-use crate::docker::Docker;
+use crate::docker::{CgroupDriver, Docker};
 use crate::id::ContainerId;
 use crate::paths::Paths;
 use crate::systemd::{Action, JobResult, Systemd, UnitState};
@@ -69,6 +69,8 @@ pub struct Host<S, D> {
     /// Where allocated host ports come from.
     pub port_range: PortRange,
     locks: Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Asked once: the engine does not change its driver while running.
+    cgroup_driver: tokio::sync::OnceCell<CgroupDriver>,
 }
 
 /// The outcome of an install.
@@ -92,6 +94,7 @@ impl<S: Systemd, D: Docker> Host<S, D> {
             docker,
             port_range,
             locks: Mutex::new(HashMap::new()),
+            cgroup_driver: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -165,7 +168,12 @@ impl<S: Systemd, D: Docker> Host<S, D> {
             cpus: req.cpus,
             restart: req.restart.unwrap_or_default(),
         };
-        let unit = unit::render(&spec, &self.paths).context("rendering the unit")?;
+        let driver = *self
+            .cgroup_driver
+            .get_or_try_init(|| self.docker.cgroup_driver())
+            .await
+            .context("asking Docker for its cgroup driver")?;
+        let unit = unit::render(&spec, &self.paths, driver).context("rendering the unit")?;
         let spec_json = serde_json::to_vec_pretty(&spec).context("serialising the spec")?;
         atomic_file::write(&self.paths.spec_file(id), &spec_json, 0o644)?;
         let text = format!("{}{}", unit::GENERATED_HEADER, unit.render());

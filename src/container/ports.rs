@@ -31,6 +31,9 @@ pub enum InvalidPort {
     /// Not a number from 1 to 65535.
     #[error("'{0}' is not a port number from 1 to 65535")]
     Number(String),
+    /// A port range that is not `FIRST-LAST` with FIRST <= LAST.
+    #[error("port range '{0}' must be FIRST-LAST, e.g. 4000-60000")]
+    Range(String),
     /// A port mapping without its `:`.
     #[error("port mapping '{0}' must be INTERNAL:EXTERNAL, e.g. 8080:0 (0 = any free host port)")]
     Mapping(String),
@@ -160,6 +163,25 @@ impl Default for PortRange {
             first: 4000,
             last: 60000,
         }
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = InvalidPort;
+
+    /// `FIRST-LAST`, e.g. `4000-60000`; both ends are ports and FIRST <= LAST.
+    fn from_str(s: &str) -> Result<Self, InvalidPort> {
+        let bad = || InvalidPort::Range(s.to_string());
+        let (first, last) = s.split_once('-').ok_or_else(bad)?;
+        let first: PortNumber = first.parse().map_err(|_| bad())?;
+        let last: PortNumber = last.parse().map_err(|_| bad())?;
+        if first > last {
+            return Err(bad());
+        }
+        Ok(PortRange {
+            first: first.get(),
+            last: last.get(),
+        })
     }
 }
 
@@ -654,6 +676,15 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_parse() {
+        assert_eq!("4000-60000".parse::<PortRange>().unwrap(), PortRange::default());
+        assert_eq!("80-80".parse::<PortRange>().unwrap(), PortRange { first: 80, last: 80 });
+        for bad in ["", "4000", "0-10", "10-5", "a-b", "1-70000"] {
+            assert!(bad.parse::<PortRange>().is_err(), "{bad:?} accepted");
+        }
+    }
 
     fn id(s: &str) -> ContainerId {
         s.parse().unwrap()

@@ -91,6 +91,19 @@ impl SliceName {
     }
 }
 
+impl SliceName {
+    /// The slice's cgroup path: systemd nests `a-b.slice` in `a.slice`, so
+    /// `container-small.slice` is `/container.slice/container-small.slice`.
+    pub fn cgroup_path(&self) -> String {
+        let base = self.0.strip_suffix(".slice").unwrap_or(&self.0);
+        let mut path = String::new();
+        for (i, _) in base.match_indices('-').chain([(base.len(), "")]) {
+            path.push_str(&format!("/{}.slice", &base[..i]));
+        }
+        path
+    }
+}
+
 impl Default for SliceName {
     fn default() -> Self {
         SliceName("container.slice".into())
@@ -333,6 +346,17 @@ mod tests {
         for bad in ["", ".slice", "a/b", "a.b", "-x", "a\n"] {
             assert!(bad.parse::<SliceName>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn slice_cgroup_paths_nest_like_systemd() {
+        let path = |s: &str| s.parse::<SliceName>().unwrap().cgroup_path();
+        assert_eq!(path("container"), "/container.slice");
+        assert_eq!(
+            path("container-small.slice"),
+            "/container.slice/container-small.slice"
+        );
+        assert_eq!(path("a-b-c"), "/a.slice/a-b.slice/a-b-c.slice");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!   of the chain (the docker client, the unit) never leaves an orphan running.
 
 use super::spec::ContainerSpec;
-use crate::docker::DOCKER;
+use crate::docker::{CgroupDriver, DOCKER};
 use crate::id::ContainerId;
 use crate::paths::Paths;
 use crate::unit_file::{InvalidValue, UnitFile};
@@ -33,7 +33,11 @@ pub fn docker_name(id: &ContainerId) -> String {
 }
 
 /// Renders the unit of `spec`.
-pub fn render(spec: &ContainerSpec, paths: &Paths) -> Result<UnitFile, InvalidValue> {
+pub fn render(
+    spec: &ContainerSpec,
+    paths: &Paths,
+    driver: CgroupDriver,
+) -> Result<UnitFile, InvalidValue> {
     let name = docker_name(&spec.id);
     let mut u = UnitFile::new();
     u.set(
@@ -69,7 +73,7 @@ pub fn render(spec: &ContainerSpec, paths: &Paths) -> Result<UnitFile, InvalidVa
         "Service",
         "ExecStart",
         "",
-        &docker_run(spec, paths, &name)
+        &docker_run(spec, paths, driver, &name)
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
@@ -122,12 +126,24 @@ const WAIT_RUNNING: &str = concat!(
     "do sleep 0.05; done"
 );
 
-fn docker_run(spec: &ContainerSpec, paths: &Paths, name: &str) -> Vec<String> {
+fn docker_run(
+    spec: &ContainerSpec,
+    paths: &Paths,
+    driver: CgroupDriver,
+    name: &str,
+) -> Vec<String> {
     let mut argv: Vec<String> = [DOCKER, "run", "--rm", "--init", "--name", name]
         .into_iter()
         .map(String::from)
         .collect();
     argv.extend(["--label".into(), format!("gear.id={}", spec.id)]);
+    // The container's processes go into the unit's slice, so the slice's limits and
+    // accounting cover them (Docker would otherwise put them under its own cgroup).
+    let parent = match driver {
+        CgroupDriver::Systemd => spec.slice.to_string(),
+        CgroupDriver::Cgroupfs => spec.slice.cgroup_path(),
+    };
+    argv.extend(["--cgroup-parent".into(), parent]);
     for p in &spec.ports {
         argv.extend(["--publish".into(), format!("{}:{}", p.external, p.internal)]);
     }

@@ -21,6 +21,13 @@ cg=$(tb find /sys/fs/cgroup/memory -type d -name "$cid" | head -1)
 assert_eq 67108864 "$(tb cat "$cg/memory.limit_in_bytes")"
 tb gear delete localhost/limited >/dev/null
 
+step "the container's processes run in the slice given at install"
+tb gear install gear-test/loop:latest localhost/sliced --start --slice container-small >/dev/null
+pid=$(tb docker inspect -f '{{.State.Pid}}' ctr-sliced)
+assert_contains "$(tb grep name=systemd /proc/$pid/cgroup)" "/container.slice/container-small.slice/"
+assert_eq container-small.slice "$(tb systemctl show -P Slice ctr-sliced.service)"
+tb gear delete localhost/sliced >/dev/null
+
 step "a container that dies is reflected in its unit (restart policy no)"
 tb gear install gear-test/loop:latest localhost/dies-1 --start --restart no >/dev/null
 tb docker kill ctr-dies-1 >/dev/null
