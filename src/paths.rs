@@ -63,6 +63,13 @@ impl Paths {
         self.specs_dir().join(format!("{id}.json"))
     }
 
+    /// `/var/lib/containers/started/<id>`: present while the Docker container of `id` may
+    /// exist (set by its unit before `docker run`, cleared once the container is removed),
+    /// so a start after a host crash knows to remove a leftover.
+    pub fn started_marker(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir().join("started").join(id.as_str())
+    }
+
     /// `/var/lib/containers/env`: environment files, one per environment id.
     pub fn env_dir(&self) -> PathBuf {
         self.state_dir().join("env")

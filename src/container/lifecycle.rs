@@ -292,6 +292,7 @@ impl<S: Systemd, D: Docker> Host<S, D> {
         atomic_file::remove(&self.paths.env_file(id))?;
         atomic_file::remove(&self.paths.spec_file(id))?;
         self.docker.remove_container(&unit::docker_name(id)).await?;
+        atomic_file::remove(&self.paths.started_marker(id))?;
         if installed {
             self.systemd.reset_failed(&unit_name).await.ok();
             self.systemd.reload().await?;

@@ -679,8 +679,17 @@ mod tests {
 
     #[test]
     fn ranges_parse() {
-        assert_eq!("4000-60000".parse::<PortRange>().unwrap(), PortRange::default());
-        assert_eq!("80-80".parse::<PortRange>().unwrap(), PortRange { first: 80, last: 80 });
+        assert_eq!(
+            "4000-60000".parse::<PortRange>().unwrap(),
+            PortRange::default()
+        );
+        assert_eq!(
+            "80-80".parse::<PortRange>().unwrap(),
+            PortRange {
+                first: 80,
+                last: 80
+            }
+        );
         for bad in ["", "4000", "0-10", "10-5", "a-b", "1-70000"] {
             assert!(bad.parse::<PortRange>().is_err(), "{bad:?} accepted");
         }

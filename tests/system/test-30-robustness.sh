@@ -37,6 +37,16 @@ tb gear start localhost/dies-1 >/dev/null
 assert_eq active "$(tb systemctl is-active ctr-dies-1.service)"
 tb gear delete localhost/dies-1 >/dev/null
 
+step "a container left by a host crash does not block the next start"
+tb gear install gear-test/httpd:latest localhost/left-1 >/dev/null
+tb docker create --name ctr-left-1 gear-test/httpd:latest >/dev/null
+tb sh -c 'mkdir -p /var/lib/containers/started && touch /var/lib/containers/started/left-1'
+tb gear start localhost/left-1 >/dev/null
+assert_eq active "$(tb systemctl is-active ctr-left-1.service)"
+tb gear stop localhost/left-1 >/dev/null
+tb test ! -e /var/lib/containers/started/left-1 || fail "a clean stop left the marker"
+tb gear delete localhost/left-1 >/dev/null
+
 step "hostile values stay values"
 tb sh -c 'printf "%s\n" "PCT=%n%%" "DOLLAR=\$HOME" "QUOTE=\"q\" '\''s'\''" > /tmp/hostile.env'
 tb gear install gear-test/loop:latest localhost/hostile --start --env-file /tmp/hostile.env >/dev/null
