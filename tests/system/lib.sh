@@ -1,6 +1,7 @@
 #!/bin/bash
 # lib.sh — helpers sourced by tests/system/test-*.sh. run.sh sets TESTBED (path to testbed.sh),
-# MACHINE (the booted machine, gear-t1) and STAGE (the staged `make install` tree).
+# MACHINE (the booted machine, gear-t1), PEER (the name for a second machine, gear-t2, booted
+# by the tests that need it) and STAGE (the staged `make install` tree).
 set -euo pipefail
 
 : "${TESTBED:?run me through tests/system/run.sh}" "${MACHINE:?}"

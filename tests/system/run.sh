@@ -8,7 +8,11 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TESTBED=$HERE/testbed.sh
-MACHINE=gear-t1
+# Machine names: PREFIX1 runs the tests, PREFIX2 is the peer for two-host tests. Another
+# prefix (GEAR_TB_PREFIX) lets a second run share this host without touching these.
+PREFIX=${GEAR_TB_PREFIX:-gear-t}
+MACHINE=${PREFIX}1
+PEER=${PREFIX}2
 TEST_TIMEOUT=300            # seconds per test script
 
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then sed -n '6p' "$0" | sed 's/^# *//' >&2; exit 2; fi
@@ -28,12 +32,21 @@ cleanup() {
     kill -TERM "$test_pid" 2>/dev/null || true
     wait "$test_pid" 2>/dev/null || true
   fi
-  echo "--- down-all"
-  "$TESTBED" down-all || echo "WARNING: down-all failed" >&2
+  echo "--- down ${PREFIX}*"
+  down_ours || echo "WARNING: taking the test machines down failed" >&2
 }
 trap 'rc=$?; cleanup; exit $rc' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Takes down this run's machines (PREFIX followed by digits), and only those.
+down_ours() {
+  local m rc=0
+  for m in $("$TESTBED" list | awk -v p="^$PREFIX[0-9]+\$" 'NR > 1 && $1 ~ p {print $1}'); do
+    "$TESTBED" down "$m" || rc=1
+  done
+  return "$rc"
+}
 
 # Run one test script with a time limit; print PASS/FAIL, and its output when it fails.
 run_test() {
@@ -42,7 +55,7 @@ run_test() {
   log=$(mktemp)
   start=$SECONDS
   # Backgrounded and waited for, so a signal runs the trap at once instead of after the test.
-  TESTBED=$TESTBED MACHINE=$MACHINE STAGE=$STAGE \
+  TESTBED=$TESTBED MACHINE=$MACHINE PEER=$PEER STAGE=$STAGE \
     timeout "$TEST_TIMEOUT" bash "$t" >"$log" 2>&1 </dev/null &
   test_pid=$!
   wait "$test_pid" || rc=$?
@@ -69,7 +82,7 @@ main() {
   "$TESTBED" deps
   "$TESTBED" rootfs >/dev/null
   # Test machines left by an earlier run that was killed (other machines, e.g. gear-demo, stay).
-  for m in $("$TESTBED" list | awk 'NR > 1 && $1 ~ /^gear-t[0-9]+$/ {print $1}'); do "$TESTBED" down "$m"; done
+  down_ours
   "$TESTBED" up "$MACHINE" --bridge --stage "$STAGE"
   "$TESTBED" images "$MACHINE"
 

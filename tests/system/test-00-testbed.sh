@@ -6,7 +6,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-PEER=gear-t2
+PEER=${PEER:-gear-t2}
 cleanup() {
   "$TESTBED" down "$PEER" >/dev/null 2>&1 || true
   tb docker rm -f tb-web tb-loop tb-web-br >/dev/null 2>&1 || true
