@@ -20,7 +20,7 @@ DOCDIR      = $(PREFIX)/share/doc/gear
 CARGO    ?= cargo
 RELEASE   = target/release
 # Helper programs, installed to $(LIBEXECDIR); `gear` itself goes to $(BINDIR).
-HELPERS   = gear-api
+HELPERS   = gear-api gear-linker
 UNITS     = gear-api.socket gear-api.service container.target container-active.target container.slice
 DOCS      = README.md $(wildcard docs/*.md)
 # Where `make test` and `make demo` stage an install tree for the test machine.

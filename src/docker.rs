@@ -29,8 +29,19 @@ pub enum CgroupDriver {
     Systemd,
 }
 
+/// What gear needs to know of a running container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    /// The container's PID 1, as the host sees it (its namespaces are under /proc/PID/ns).
+    pub pid: u32,
+    /// Its default gateway on Docker's bridge: the host, as the container reaches it.
+    pub gateway: std::net::Ipv4Addr,
+}
+
 /// The Docker calls gear makes.
 pub trait Docker: Send + Sync + 'static {
+    /// The running container `name`; `None` if it does not exist or is not running.
+    fn running(&self, name: &str) -> impl Future<Output = anyhow::Result<Option<Running>>> + Send;
     /// The engine's cgroup driver.
     fn cgroup_driver(&self) -> impl Future<Output = anyhow::Result<CgroupDriver>> + Send;
     /// Whether `image` is present locally.
@@ -132,6 +143,41 @@ impl DockerApi {
 }
 
 impl Docker for DockerApi {
+    async fn running(&self, name: &str) -> anyhow::Result<Option<Running>> {
+        let (status, body) = self
+            .call(Method::GET, &format!("/containers/{name}/json"))
+            .await?;
+        match status {
+            StatusCode::NOT_FOUND => return Ok(None),
+            s if !s.is_success() => {
+                return Err(anyhow!(
+                    "inspecting container {name}: {} ({s})",
+                    Self::message(body).await
+                ));
+            }
+            _ => {}
+        }
+        let bytes = body
+            .collect()
+            .await
+            .context("reading the container's inspection")?
+            .to_bytes();
+        let info: serde_json::Value =
+            serde_json::from_slice(&bytes).context("parsing the container's inspection")?;
+        let pid = info["State"]["Pid"].as_u64().unwrap_or(0);
+        if info["State"]["Running"] != true || pid == 0 {
+            return Ok(None);
+        }
+        let gateway = info["NetworkSettings"]["Gateway"]
+            .as_str()
+            .and_then(|g| g.parse().ok())
+            .with_context(|| format!("container {name} has no gateway on Docker's bridge"))?;
+        Ok(Some(Running {
+            pid: u32::try_from(pid)?,
+            gateway,
+        }))
+    }
+
     async fn cgroup_driver(&self) -> anyhow::Result<CgroupDriver> {
         let (status, body) = self.call(Method::GET, "/info").await?;
         if !status.is_success() {
@@ -233,7 +279,7 @@ pub mod fake {
 
     use tokio::sync::mpsc::UnboundedSender;
 
-    use super::{CgroupDriver, Docker};
+    use super::{CgroupDriver, Docker, Running};
 
     /// Images present, images a pull can fetch, and every call made.
     #[derive(Debug, Default)]
@@ -244,9 +290,15 @@ pub mod fake {
         pub pullable: Mutex<BTreeSet<String>>,
         /// Every call, in order, as text.
         pub calls: Mutex<Vec<String>>,
+        /// Running containers, by name.
+        pub running: Mutex<std::collections::BTreeMap<String, Running>>,
     }
 
     impl Docker for FakeDocker {
+        async fn running(&self, name: &str) -> anyhow::Result<Option<Running>> {
+            Ok(self.running.lock().unwrap().get(name).cloned())
+        }
+
         async fn cgroup_driver(&self) -> anyhow::Result<CgroupDriver> {
             Ok(CgroupDriver::Cgroupfs)
         }

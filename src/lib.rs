@@ -16,6 +16,8 @@ pub mod container;
 pub mod docker;
 pub mod duration;
 pub mod id;
+pub mod linker;
+pub mod links;
 pub mod locator;
 pub mod logging;
 pub mod paths;

@@ -36,6 +36,9 @@ pub enum Error {
     /// An `X-Request-Id` was used before for a different request.
     #[error("X-Request-Id {0} was already used for a different request")]
     RequestIdReused(String),
+    /// Links could not be set on some containers (each named with its reason).
+    #[error("links not set: {0}")]
+    Links(String),
     /// There is no environment with this id.
     #[error("no environment {0}")]
     NoEnvironment(ContainerId),
@@ -58,6 +61,7 @@ impl Error {
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RequestIdReused(_) => StatusCode::CONFLICT,
             Error::NoEnvironment(_) => StatusCode::NOT_FOUND,
+            Error::Links(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Container(e) => match e {
                 lifecycle::Error::NotInstalled(_) => StatusCode::NOT_FOUND,
                 lifecycle::Error::ImageUnavailable { .. } => StatusCode::UNPROCESSABLE_ENTITY,

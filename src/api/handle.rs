@@ -84,6 +84,20 @@ pub async fn execute<S: Systemd, D: Docker>(
             body,
             progress: true,
         } => Ok(install_with_progress(host.clone(), id, body)),
+        Request::SetLinks(entries) => {
+            // Every container is tried; the answer names each one that failed.
+            let mut failed = Vec::new();
+            for entry in &entries {
+                if let Err(e) = host.set_links(&entry.id, entry.network_links.clone()).await {
+                    failed.push(format!("{}: {e}", entry.id));
+                }
+            }
+            if !failed.is_empty() {
+                return Err(Error::Links(failed.join("; ")));
+            }
+            let ids: Vec<&ContainerId> = entries.iter().map(|e| &e.id).collect();
+            Reply::ok(&serde_json::json!({ "Linked": ids }))
+        }
         Request::StopAll => Reply::ok(&serde_json::json!({ "Stopped": host.stop_all().await? })),
         Request::Delete(id) => {
             host.delete(&id).await?;

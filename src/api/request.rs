@@ -13,6 +13,25 @@ use crate::container::environment::EnvironmentBody;
 use crate::container::logs::LogOptions;
 use crate::container::spec::InstallRequest;
 use crate::id::ContainerId;
+use crate::links::NetworkLink;
+
+/// The links of one container, in `POST /containers/links`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ContainerLinks {
+    /// The container.
+    pub id: ContainerId,
+    /// Its links (an empty list clears them).
+    #[serde(default)]
+    pub network_links: Vec<NetworkLink>,
+}
+
+/// The body of `POST /containers/links`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct LinksBody {
+    links: Vec<ContainerLinks>,
+}
 
 /// One API operation, fully parsed and validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +42,9 @@ pub enum Request {
         /// Include installed containers that systemd has not loaded.
         all: bool,
     },
+    /// `POST /containers/links`: replace the links of containers (body
+    /// `{"Links": [{"Id": "web-1", "NetworkLinks": [...]}]}`); running ones get them at once.
+    SetLinks(Vec<ContainerLinks>),
     /// `DELETE /containers`: stop every container and keep them stopped at boot (geard's
     /// purge); nothing is removed.
     StopAll,
@@ -92,6 +114,18 @@ impl Request {
                 Method::DELETE => Ok(Request::StopAll),
                 _ => Err(not_allowed()),
             },
+            ["containers", "links"] => match *method {
+                Method::POST => {
+                    let body: LinksBody = json_body(body)?;
+                    if body.links.is_empty() {
+                        return Err(Error::BadRequest(
+                            "name at least one container in Links".into(),
+                        ));
+                    }
+                    Ok(Request::SetLinks(body.links))
+                }
+                _ => Err(not_allowed()),
+            },
             ["environment", id] => {
                 let id: ContainerId = id.parse()?;
                 match *method {
@@ -149,7 +183,7 @@ impl Request {
             Request::Install { .. } | Request::Start(_) | Request::Stop(_) => Method::PUT,
             Request::SetEnvironment { reset: true, .. } => Method::PUT,
             Request::SetEnvironment { reset: false, .. } => Method::PATCH,
-            Request::Restart(_) => Method::POST,
+            Request::Restart(_) | Request::SetLinks(_) => Method::POST,
             Request::Delete(_) | Request::StopAll => Method::DELETE,
         }
     }
@@ -160,6 +194,7 @@ impl Request {
             Request::ListContainers { all: false } => "/containers".into(),
             Request::ListContainers { all: true } => "/containers?all=1".into(),
             Request::StopAll => "/containers".into(),
+            Request::SetLinks(_) => "/containers/links".into(),
             Request::Install {
                 id, progress: true, ..
             } => format!("/container/{id}?progress=1"),
@@ -186,6 +221,10 @@ impl Request {
         match self {
             Request::Install { body, .. } => serde_json::to_vec(body).ok(),
             Request::SetEnvironment { body, .. } => serde_json::to_vec(body).ok(),
+            Request::SetLinks(links) => serde_json::to_vec(&LinksBody {
+                links: links.clone(),
+            })
+            .ok(),
             Request::ListContainers { .. }
             | Request::StopAll
             | Request::Log { .. }
@@ -276,6 +315,10 @@ mod tests {
             Request::ListContainers { all: false },
             Request::ListContainers { all: true },
             Request::StopAll,
+            Request::SetLinks(vec![ContainerLinks {
+                id: id.clone(),
+                network_links: vec!["127.0.0.2:8081:9.8.23.14:8080".parse().unwrap()],
+            }]),
             Request::Install {
                 id: id.clone(),
                 body: body.clone(),

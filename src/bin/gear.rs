@@ -13,6 +13,7 @@ use gear::container::environment::{Environment, EnvironmentBody};
 use gear::container::logs::LogOptions;
 use gear::container::ports::PortRequest;
 use gear::container::spec::{Cpus, Image, InstallRequest, Memory, RestartPolicy, SliceName};
+use gear::links::NetworkLink;
 use gear::locator::{HostAddr, Locator};
 
 /// Install Docker images as containers supervised by systemd, on this host or many.
@@ -71,6 +72,18 @@ enum Command {
         /// Hosts (default: localhost).
         #[arg(value_name = "HOST[:PORT]")]
         hosts: Vec<HostAddr>,
+    },
+    /// Set the network links of containers (replacing their links; none clears them).
+    ///
+    /// Inside each container, LOCALIP:LOCALPORT then leads to REMOTEHOST:REMOTEPORT; a
+    /// running container gets the new links at once.
+    Link {
+        /// A link, [LOCALIP:]LOCALPORT:REMOTEHOST:REMOTEPORT (repeatable).
+        #[arg(short = 'n', long = "net-link", value_name = "LINK")]
+        links: Vec<NetworkLink>,
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
     },
     /// Print a container's log (its unit's journal), following it for a while.
     Logs {
@@ -155,6 +168,10 @@ struct InstallArgs {
     /// CPU limit in CPUs, e.g. 0.5.
     #[arg(long, value_name = "CPUS")]
     cpus: Option<Cpus>,
+    /// A network link inside the container, [LOCALIP:]LOCALPORT:REMOTEHOST:REMOTEPORT
+    /// (repeatable; LOCALIP defaults to 127.0.0.1).
+    #[arg(short = 'n', long = "net-link", value_name = "LINK")]
+    links: Vec<NetworkLink>,
     /// What systemd does when the container exits: no, on-failure (default) or always.
     #[arg(long, value_name = "POLICY")]
     restart: Option<RestartPolicy>,
@@ -185,6 +202,7 @@ impl InstallArgs {
             memory: self.memory,
             cpus: self.cpus,
             restart: self.restart,
+            network_links: (!self.links.is_empty()).then(|| self.links.clone()),
         })
     }
 }
@@ -297,6 +315,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 hosts.push(HostAddr::localhost());
             }
             cli::list::purge(&remote, &hosts, &mut out, &mut err).await
+        }
+        Command::Link { links, locators } => {
+            cli::container::link(&remote, &locators, &links, &mut out, &mut err).await
         }
         Command::Logs {
             locator,

@@ -5,11 +5,16 @@ use std::io::Write;
 
 use futures_util::future::join_all;
 
-use super::Remote;
+use std::collections::BTreeMap;
+
+use super::{Remote, fan_out};
 use crate::api::Request;
 use crate::api::client::Answer;
+use crate::api::request::ContainerLinks;
 use crate::container::spec::InstallRequest;
-use crate::locator::Locator;
+use crate::id::ContainerId;
+use crate::links::NetworkLink;
+use crate::locator::{HostAddr, Locator};
 
 /// Sends `make(locator)` for every locator at once; prints `describe(locator, answer)` on
 /// `out` for each success and one `error:` line on `err` for each failure, in the order
@@ -81,6 +86,50 @@ pub async fn install_each(
             Err(e) => {
                 ok = false;
                 writeln!(err, "error: {loc}: {e:#}")?;
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// Sets `links` on every container, one request per host (all at once); one line per host.
+pub async fn link(
+    remote: &Remote,
+    locators: &[Locator],
+    links: &[NetworkLink],
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let mut by_host: BTreeMap<HostAddr, Vec<ContainerId>> = BTreeMap::new();
+    for loc in locators {
+        by_host
+            .entry(loc.host.clone())
+            .or_default()
+            .push(loc.id.clone());
+    }
+    let hosts: Vec<HostAddr> = by_host.keys().cloned().collect();
+    let results = fan_out(&hosts, |host| {
+        let client = remote.client(&host);
+        let req = Request::SetLinks(
+            by_host[&host]
+                .iter()
+                .map(|id| ContainerLinks {
+                    id: id.clone(),
+                    network_links: links.to_vec(),
+                })
+                .collect(),
+        );
+        async move { client.send(&req).await }
+    })
+    .await;
+    let mut ok = true;
+    for (host, result) in results {
+        let ids: Vec<String> = by_host[&host].iter().map(ToString::to_string).collect();
+        match result {
+            Ok(_) => writeln!(out, "{host}: links set on {}", ids.join(", "))?,
+            Err(e) => {
+                ok = false;
+                writeln!(err, "error: {e:#}")?;
             }
         }
     }

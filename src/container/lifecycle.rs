@@ -20,6 +20,8 @@ use super::unit;
 use crate::atomic_file;
 use crate::docker::{CgroupDriver, Docker};
 use crate::id::ContainerId;
+use crate::linker::{self, Netns, Nsenter};
+use crate::links::NetworkLink;
 use crate::paths::Paths;
 use crate::systemd::{Action, JobResult, Systemd, UnitState};
 
@@ -59,7 +61,7 @@ pub enum Error {
 
 /// What gear works with on one host: its files, systemd, Docker, and per-id locks.
 #[derive(Debug)]
-pub struct Host<S, D> {
+pub struct Host<S, D, N = Nsenter> {
     /// Every on-disk location.
     pub paths: Paths,
     /// The service manager.
@@ -71,6 +73,8 @@ pub struct Host<S, D> {
     locks: Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>,
     /// Asked once: the engine does not change its driver while running.
     cgroup_driver: tokio::sync::OnceCell<CgroupDriver>,
+    /// Where link rules are applied (containers' network namespaces).
+    pub netns: N,
 }
 
 /// The outcome of an install.
@@ -95,9 +99,27 @@ impl<S: Systemd, D: Docker> Host<S, D> {
             port_range,
             locks: Mutex::new(HashMap::new()),
             cgroup_driver: tokio::sync::OnceCell::new(),
+            netns: Nsenter,
         }
     }
+}
 
+impl<S, D, N> Host<S, D, N> {
+    /// The same host, applying links through `netns` (tests use a recording fake).
+    pub fn with_netns<M>(self, netns: M) -> Host<S, D, M> {
+        Host {
+            paths: self.paths,
+            systemd: self.systemd,
+            docker: self.docker,
+            port_range: self.port_range,
+            locks: self.locks,
+            cgroup_driver: self.cgroup_driver,
+            netns,
+        }
+    }
+}
+
+impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
     /// Serialises operations on one id; operations on different ids run in parallel.
     async fn lock(&self, id: &ContainerId) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = self
@@ -159,9 +181,15 @@ impl<S: Systemd, D: Docker> Host<S, D> {
             }
             None => {}
         }
+        // Links given replace the old ones; none given keeps them (as geard's NetworkLinks).
+        let links = match req.network_links {
+            Some(links) => links,
+            None => self.spec(id).map(|old| old.links).unwrap_or_default(),
+        };
         let spec = ContainerSpec {
             id: id.clone(),
             image: req.image,
+            links,
             ports: ports.clone(),
             slice: req.systemd_slice.unwrap_or_default(),
             memory: req.memory,
@@ -220,6 +248,21 @@ impl<S: Systemd, D: Docker> Host<S, D> {
         self.link(&self.paths.active_wants_dir(), id)?;
         self.systemd.reset_failed(&id.unit_name()).await?;
         self.job(Action::Restart, id).await
+    }
+
+    /// Replaces the links of `id`. They apply at every start; a running container gets
+    /// them at once (its old link rules are replaced).
+    pub async fn set_links(&self, id: &ContainerId, links: Vec<NetworkLink>) -> Result<(), Error> {
+        let _guard = self.lock(id).await;
+        let mut spec = self.spec(id)?;
+        spec.links = links;
+        let json = serde_json::to_vec_pretty(&spec).context("serialising the spec")?;
+        atomic_file::write(&self.paths.spec_file(id), &json, 0o644)?;
+        let name = unit::docker_name(id);
+        if self.docker.running(&name).await?.is_some() {
+            linker::apply(&self.docker, &self.netns, &name, &spec.links).await?;
+        }
+        Ok(())
     }
 
     /// The environment of `id`; `None` if it has none.
@@ -346,9 +389,10 @@ impl<S: Systemd, D: Docker> Host<S, D> {
 mod tests {
     use super::*;
     use crate::docker::fake::FakeDocker;
+    use crate::linker::fake::FakeNetns;
     use crate::systemd::fake::FakeSystemd;
 
-    fn host(dir: &Path) -> Host<FakeSystemd, FakeDocker> {
+    fn host(dir: &Path) -> Host<FakeSystemd, FakeDocker, FakeNetns> {
         let docker = FakeDocker::default();
         docker.images.lock().unwrap().insert("img".into());
         docker.pullable.lock().unwrap().insert("remote/img".into());
@@ -361,6 +405,7 @@ mod tests {
                 last: 4099,
             },
         )
+        .with_netns(FakeNetns::default())
     }
 
     fn req(json: &str) -> InstallRequest {
@@ -433,6 +478,39 @@ mod tests {
                 .exists()
         );
         assert!(h.is_installed(&id("web-1")));
+    }
+
+    #[tokio::test]
+    async fn links_are_kept_across_reinstalls_and_applied_to_a_running_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path());
+        let web = id("web-1");
+        h.install(
+            &web,
+            req(r#"{"Image":"img","NetworkLinks":[{"FromPort":80,"ToHost":"h2","ToPort":4000}]}"#),
+            None,
+        )
+        .await
+        .unwrap();
+        h.install(&web, req(r#"{"Image":"img"}"#), None)
+            .await
+            .unwrap();
+        assert_eq!(h.spec(&web).unwrap().links.len(), 1);
+        // Not running: stored only.
+        h.set_links(&web, vec![]).await.unwrap();
+        assert!(h.netns.runs.lock().unwrap().is_empty());
+        let gateway = std::net::Ipv4Addr::new(10, 0, 0, 1);
+        h.docker.running.lock().unwrap().insert(
+            "ctr-web-1".into(),
+            crate::docker::Running { pid: 7, gateway },
+        );
+        h.set_links(&web, vec!["127.0.0.2:81:10.0.0.9:4001".parse().unwrap()])
+            .await
+            .unwrap();
+        let runs = h.netns.runs.lock().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert!(runs[0].2.contains("--to-destination 10.0.0.9:4001"));
+        assert!(matches!(h.spec(&id("nope")), Err(Error::NotInstalled(_))));
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::environment::EnvironmentBody;
 use super::ports::{PortPair, PortRequest};
 use crate::id::ContainerId;
+use crate::links::NetworkLink;
 
 /// Why a field of an install request is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -287,6 +288,9 @@ pub struct InstallRequest {
     /// Restart policy (default `on-failure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartPolicy>,
+    /// Network links; absent keeps the container's links, a list replaces them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_links: Option<Vec<NetworkLink>>,
 }
 
 /// An installed container, as stored in `specs/<id>.json` and rendered into its unit.
@@ -312,6 +316,9 @@ pub struct ContainerSpec {
     /// Its restart policy.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// Its network links, applied in its network namespace at every start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<NetworkLink>,
 }
 
 #[cfg(test)]
