@@ -91,6 +91,11 @@ impl Paths {
         self.root.join("run/gear/requests")
     }
 
+    /// `/etc/gear/tokens`: bearer tokens that let other hosts use the agent (root only).
+    pub fn tokens_file(&self) -> PathBuf {
+        self.root.join("etc/gear/tokens")
+    }
+
     /// `/etc/systemd/system`: where systemd looks for administrator units.
     pub fn systemd_dir(&self) -> PathBuf {
         self.root.join("etc/systemd/system")

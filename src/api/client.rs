@@ -22,6 +22,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Client {
     host: HostAddr,
     timeout: Duration,
+    token: Option<String>,
 }
 
 /// An agent's successful answer.
@@ -36,7 +37,18 @@ pub struct Answer {
 impl Client {
     /// A client for the agent at `host`; each request may take at most `timeout`.
     pub fn new(host: HostAddr, timeout: Duration) -> Client {
-        Client { host, timeout }
+        Client {
+            host,
+            timeout,
+            token: None,
+        }
+    }
+
+    /// The same client, sending `Authorization: Bearer <token>` (needed by agents on other
+    /// hosts).
+    pub fn with_token(mut self, token: Option<String>) -> Client {
+        self.token = token;
+        self
     }
 
     /// Sends `req` and returns the answer; a non-2xx answer becomes an error carrying the
@@ -178,6 +190,9 @@ impl Client {
             .header(HOST, addr.as_str());
         if !body.is_empty() {
             builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = &self.token {
+            builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let http_req = builder.body(Full::new(Bytes::from(body)))?;
         sender.send_request(http_req).await.with_context(|| {

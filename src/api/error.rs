@@ -33,6 +33,9 @@ pub enum Error {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// A request from another host without a valid token.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     /// An `X-Request-Id` was used before for a different request.
     #[error("X-Request-Id {0} was already used for a different request")]
     RequestIdReused(String),
@@ -59,6 +62,7 @@ impl Error {
             Error::InvalidId(_) => StatusCode::BAD_REQUEST,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::RequestIdReused(_) => StatusCode::CONFLICT,
             Error::NoEnvironment(_) => StatusCode::NOT_FOUND,
             Error::Links(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -12,6 +12,7 @@
 //! - [`client`]: what `gear` sends requests with;
 //! - [`error`]: the errors and their status codes.
 
+pub mod auth;
 pub mod client;
 pub mod error;
 pub mod handle;

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use super::auth::Auth;
 use super::error::{Error, ErrorBody};
 use super::handle::{Reply, execute};
 use super::idempotency::{Lookup, Replays};
@@ -40,14 +41,16 @@ pub struct ServeOptions {
     pub exit_idle: Option<Duration>,
 }
 
-/// Serves requests on `listener` until SIGTERM/SIGINT, or until idle for
-/// [`ServeOptions::exit_idle`].
+/// Serves requests on `listeners` (one per `ListenStream=` of the socket unit) until
+/// SIGTERM/SIGINT, or until idle for [`ServeOptions::exit_idle`].
 pub async fn serve<S: Systemd, D: Docker>(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     ctx: Arc<Host<S, D>>,
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(!listeners.is_empty(), "no socket to serve on");
     let replays = Arc::new(Replays::new(ctx.paths.requests_dir()));
+    let auth = Arc::new(Auth::new(ctx.paths.tokens_file()));
     let open = Arc::new(AtomicUsize::new(0));
     let closed = Arc::new(Notify::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -61,7 +64,7 @@ pub async fn serve<S: Systemd, D: Docker>(
             }
         };
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = accept_any(&listeners) => {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
                     // A failed accept (EMFILE, a reset before accept) is one client's
@@ -70,10 +73,12 @@ pub async fn serve<S: Systemd, D: Docker>(
                 };
                 let _ = stream.set_nodelay(true);
                 open.fetch_add(1, Ordering::SeqCst);
-                let (ctx, replays) = (ctx.clone(), replays.clone());
+                let (ctx, replays, auth) = (ctx.clone(), replays.clone(), auth.clone());
                 let service = service_fn(move |req| {
-                    let (ctx, replays) = (ctx.clone(), replays.clone());
-                    async move { Ok::<_, Infallible>(respond(&ctx, &replays, req).await) }
+                    let (ctx, replays, auth) = (ctx.clone(), replays.clone(), auth.clone());
+                    async move {
+                        Ok::<_, Infallible>(respond(&ctx, &replays, &auth, peer.ip(), req).await)
+                    }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service);
@@ -96,7 +101,7 @@ pub async fn serve<S: Systemd, D: Docker>(
     };
     log::info!("stopping ({reason})");
     notify::stopping(&format!("stopping ({reason})"));
-    drop(listener);
+    drop(listeners);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()
@@ -106,6 +111,14 @@ pub async fn serve<S: Systemd, D: Docker>(
     Ok(())
 }
 
+/// Accepts the next connection on whichever listener has one.
+async fn accept_any(
+    listeners: &[TcpListener],
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    let accepts = listeners.iter().map(|l| Box::pin(l.accept()));
+    futures_util::future::select_all(accepts).await.0
+}
+
 /// The body of every answer: whole (JSON, text) or streamed (logs).
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -113,6 +126,8 @@ type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 async fn respond<S: Systemd, D: Docker>(
     ctx: &Arc<Host<S, D>>,
     replays: &Replays,
+    auth: &Auth,
+    peer: std::net::IpAddr,
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
     let method = req.method().clone();
@@ -121,7 +136,13 @@ async fn respond<S: Systemd, D: Docker>(
         .headers()
         .get("x-request-id")
         .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let result = async {
+        auth.check(peer, authorization.as_deref())?;
         let query = req.uri().query().map(str::to_string);
         let body = read_body(req.into_body()).await?;
         let request = Request::parse(&method, &path, query.as_deref(), &body)?;

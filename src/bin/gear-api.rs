@@ -49,18 +49,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     // LISTEN_FDS must be taken before any thread exists (sd_listen_fds(3)).
-    let listener = match (activation::listener_from_env()?, cli.listen) {
-        (Some(l), _) => l,
-        (None, Some(addr)) => {
-            std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?
-        }
-        (None, None) => anyhow::bail!(
+    let mut listeners = activation::listeners_from_env()?;
+    match cli.listen {
+        _ if !listeners.is_empty() => {}
+        Some(addr) => listeners
+            .push(std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?),
+        None => anyhow::bail!(
             "no socket from systemd: start gear-api.socket, or pass --listen ADDR:PORT for development"
         ),
-    };
-    listener
-        .set_nonblocking(true)
-        .context("making the listener non-blocking")?;
+    }
+    for l in &listeners {
+        l.set_nonblocking(true)
+            .context("making the listener non-blocking")?;
+    }
     // One thread is plenty for an agent whose work is waiting on systemd and Docker, and
     // keeps its resident memory small.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -68,7 +69,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let listeners = listeners
+            .into_iter()
+            .map(tokio::net::TcpListener::from_std)
+            .collect::<Result<Vec<_>, _>>()?;
         let host = Host::new(
             Paths::system(),
             Dbus::new(),
@@ -76,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cli.port_range,
         );
         serve(
-            listener,
+            listeners,
             Arc::new(host),
             ServeOptions {
                 exit_idle: cli.exit_idle_time,

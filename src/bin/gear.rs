@@ -1,6 +1,7 @@
 //! gear: the command line. Sends requests to gear agents (`gear-api`) on one or many
 //! hosts, named by locators `HOST[:PORT]/ID` (`localhost` is this machine's agent).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -85,6 +86,10 @@ enum Command {
         #[arg(required = true)]
         locators: Vec<Locator>,
     },
+    /// Make a token that lets other hosts use this host's agent (run as root on the agent's
+    /// host); it is added to /etc/gear/tokens and printed. Clients send it from $GEAR_TOKEN
+    /// or ~/.config/gear/token.
+    NewToken,
     /// Print a container's log (its unit's journal), following it for a while.
     Logs {
         /// The container, as HOST[:PORT]/ID.
@@ -234,6 +239,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     let remote = Remote {
         timeout: cli.timeout,
+        token: cli::token()?,
     };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     match cli.command {
@@ -316,6 +322,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             cli::list::purge(&remote, &hosts, &mut out, &mut err).await
         }
+        Command::NewToken => {
+            let file = gear::paths::Paths::system().tokens_file();
+            writeln!(out, "{}", gear::api::auth::new_token(&file)?)?;
+            Ok(true)
+        }
         Command::Link { links, locators } => {
             cli::container::link(&remote, &locators, &links, &mut out, &mut err).await
         }
@@ -331,7 +342,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 timeout: follow_for,
             };
             // The agent ends the answer at the timeout; allow it time to get there.
-            let client = gear::api::Client::new(locator.host.clone(), follow_for + cli.timeout);
+            let client = gear::api::Client::new(locator.host.clone(), follow_for + cli.timeout)
+                .with_token(remote.token.clone());
             client
                 .stream_to(
                     &Request::Log {

@@ -18,12 +18,38 @@ use crate::locator::HostAddr;
 pub struct Remote {
     /// The longest one agent may take to answer one request.
     pub timeout: Duration,
+    /// The bearer token agents on other hosts want.
+    pub token: Option<String>,
 }
 
 impl Remote {
     /// A client for `host` with these options.
     pub fn client(&self, host: &HostAddr) -> Client {
-        Client::new(host.clone(), self.timeout)
+        Client::new(host.clone(), self.timeout).with_token(self.token.clone())
+    }
+}
+
+/// The token for remote agents: `$GEAR_TOKEN`, else the first line of
+/// `~/.config/gear/token`, else none.
+pub fn token() -> anyhow::Result<Option<String>> {
+    if let Some(t) = std::env::var("GEAR_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        return Ok(Some(t.trim().to_string()));
+    }
+    let Some(home) = std::env::var_os("HOME") else {
+        return Ok(None);
+    };
+    let path = std::path::Path::new(&home).join(".config/gear/token");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .next()
+            .map(|l| l.trim().to_string())
+            .filter(|t| !t.is_empty())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
     }
 }
 

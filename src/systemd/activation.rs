@@ -3,22 +3,16 @@
 use std::net::TcpListener;
 use std::os::fd::{FromRawFd, RawFd};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
-/// Takes the one stream socket systemd passed in `LISTEN_FDS`, or `None` when not
-/// socket-activated. Call it before any thread starts, as sd_listen_fds(3) requires.
-pub fn listener_from_env() -> anyhow::Result<Option<TcpListener>> {
+/// Takes the stream sockets systemd passed in `LISTEN_FDS` (one per `ListenStream=`),
+/// none when not socket-activated. Call it before any thread starts, as
+/// sd_listen_fds(3) requires.
+pub fn listeners_from_env() -> anyhow::Result<Vec<TcpListener>> {
     let fds: Vec<RawFd> = sd_notify::listen_fds()
         .context("reading LISTEN_FDS")?
         .collect();
-    match fds.as_slice() {
-        [] => Ok(None),
-        [fd] => Ok(Some(adopt(*fd))),
-        more => bail!(
-            "systemd passed {} sockets; gear-api.socket must have exactly one ListenStream=",
-            more.len()
-        ),
-    }
+    Ok(fds.into_iter().map(adopt).collect())
 }
 
 #[allow(unsafe_code)]
