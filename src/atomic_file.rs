@@ -11,9 +11,12 @@ use anyhow::Context as _;
 /// fsync'd, renamed over `path`, then the directory fsync'd so the rename survives a crash.
 /// Creates the parent directory if needed.
 pub fn write(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .with_context(|| format!("{} has no parent directory", path.display()))?;
+    let dir = match path.parent() {
+        // A bare file name is in the current directory.
+        Some(d) if d.as_os_str().is_empty() => Path::new("."),
+        Some(d) => d,
+        None => anyhow::bail!("{} has no parent directory", path.display()),
+    };
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -46,6 +49,7 @@ pub fn remove(path: &Path) -> anyhow::Result<()> {
         Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
     }
     match path.parent() {
+        Some(dir) if dir.as_os_str().is_empty() => sync_dir(Path::new(".")),
         Some(dir) => sync_dir(dir),
         None => Ok(()),
     }
@@ -62,6 +66,17 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn a_bare_name_is_written_in_the_current_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let result = write(Path::new("bare.json"), b"{}", 0o644);
+        std::env::set_current_dir(old).unwrap();
+        result.unwrap();
+        assert_eq!(fs::read(dir.path().join("bare.json")).unwrap(), b"{}");
+    }
 
     #[test]
     fn writes_replaces_and_removes() {

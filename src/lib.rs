@@ -13,6 +13,7 @@ pub mod api;
 pub mod atomic_file;
 pub mod cli;
 pub mod container;
+pub mod deploy;
 pub mod docker;
 pub mod duration;
 pub mod id;

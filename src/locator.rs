@@ -36,6 +36,11 @@ impl HostAddr {
         }
     }
 
+    /// The host part, without the port.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// `host:port` as `TcpStream::connect` and the `Host:` header want it.
     pub fn socket_addr(&self) -> String {
         if self.host.contains(':') {

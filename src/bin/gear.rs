@@ -86,6 +86,20 @@ enum Command {
         #[arg(required = true)]
         locators: Vec<Locator>,
     },
+    /// Deploy a deployment file (geard's format) over hosts, and record where each instance
+    /// went in FILE.instances.json; deploying again (the same file or the instances file)
+    /// changes only what differs.
+    Deploy {
+        /// The deployment file.
+        file: std::path::PathBuf,
+        /// Hosts to deploy over (default: localhost). With several, name each by an
+        /// address the others reach.
+        #[arg(value_name = "HOST[:PORT]")]
+        hosts: Vec<HostAddr>,
+        /// Where to write the instances file (default: NAME.instances.json here).
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Make a token that lets other hosts use this host's agent (run as root on the agent's
     /// host); it is added to /etc/gear/tokens and printed. Clients send it from $GEAR_TOKEN
     /// or ~/.config/gear/token.
@@ -321,6 +335,17 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 hosts.push(HostAddr::localhost());
             }
             cli::list::purge(&remote, &hosts, &mut out, &mut err).await
+        }
+        Command::Deploy {
+            file,
+            mut hosts,
+            out: out_file,
+        } => {
+            if hosts.is_empty() {
+                hosts.push(HostAddr::localhost());
+            }
+            let out_file = out_file.unwrap_or_else(|| cli::deploy::default_out_file(&file));
+            cli::deploy::deploy(&remote, &file, &hosts, &out_file, &mut out, &mut err).await
         }
         Command::NewToken => {
             let file = gear::paths::Paths::system().tokens_file();

@@ -2,6 +2,7 @@
 //! flags and calls in here, so the behaviour is testable without a terminal.
 
 pub mod container;
+pub mod deploy;
 pub mod list;
 pub mod table;
 
