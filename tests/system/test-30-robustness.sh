@@ -89,3 +89,7 @@ wait_until 60 "$TESTBED" exec "$MACHINE" curl -fsS http://127.0.0.1:18090/
 assert_eq active "$(tb systemctl is-active ctr-boot-up.service)"
 assert_eq inactive "$(tb systemctl is-active ctr-boot-down.service || true)"
 assert_contains "$(tb gear list-units --all localhost)" "boot-down  inactive  dead"
+
+step "clean up"
+for id in $(tb ls /var/lib/containers/specs | sed 's/\.json$//'); do tb gear delete "localhost/$id" >/dev/null; done
+assert_eq '{"Containers":[]}' "$(tb curl -fsS "$api/containers?all=1")"

@@ -37,7 +37,7 @@ done
 step "an unreachable host stops the deploy before anything changes"
 out=$(tb sh -c "cd /root && GEAR_TOKEN=$token gear --timeout 3s deploy deployment/fixtures/simple_deploy.json $ip1 10.231.77.250" 2>&1) && fail "deploy to a dead host succeeded"
 assert_contains "$out" "nothing was changed: not every host answered"
-assert_eq '{"Containers":[]}' "$(tb curl -fsS 'http://127.0.0.1:43273/containers?all=1')"
+[[ $(tb curl -fsS 'http://127.0.0.1:43273/containers?all=1') != *'"Id":"web-'* ]] || fail "a web instance was installed"
 
 step "simple_deploy: two web instances, one per machine, linked by port"
 out=$(deploy deployment/fixtures/simple_deploy.json "$ip1" "$ip2")
