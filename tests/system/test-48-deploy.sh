@@ -80,5 +80,14 @@ assert_contains "$out" "==> db-3 on $ip1: deleted"
 assert_eq "$t1" "$(started "$MACHINE" db-1)" "db-1 start time"
 tb test ! -e /var/lib/containers/units/ctr-db-3.service || fail "db-3 still installed"
 
+step "a changed container is updated and restarted; its links stay"
+tb sh -c "sed 's/\"rs0\"/\"rs1\"/' /root/rs2.json > /root/rs3.json"
+out=$(deploy rs3.json "$ip1" "$ip2")
+assert_contains "$out" "==> db-1 on $ip1: updated"
+assert_contains "$out" "==> db-2 on $ip2: restarted"
+assert_eq rs1 "$(on "$PEER" docker exec ctr-db-2 sh -c 'echo $REPLICA_SET')"
+name_pages "$MACHINE/db-1" "$PEER/db-2"
+assert_eq db-2 "$(fetch "$MACHINE" db-1 192.168.1.2 8080)" "db-1 -> db-2 after the update"
+
 step "clean up"
 for i in "$MACHINE/web-1" "$PEER/web-2" "$MACHINE/db-1" "$PEER/db-2"; do on "${i%%/*}" gear delete "localhost/${i#*/}" >/dev/null; done
