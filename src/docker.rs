@@ -224,36 +224,26 @@ impl Docker for DockerApi {
             encode(from),
             encode(tag)
         );
-        let (status, mut body) = self.call(Method::POST, &path).await?;
+        let (status, body) = self.call(Method::POST, &path).await?;
         if !status.is_success() {
             return Err(anyhow!("{} ({status})", Self::message(body).await));
         }
         // The body is a stream of JSON objects; an `error` in one of them is the failure.
-        let mut pending = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let Ok(data) = frame?.into_data() else {
-                continue;
-            };
-            pending.extend_from_slice(&data);
-            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=end).collect();
-                let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                if let Some(err) = msg["error"].as_str() {
-                    return Err(anyhow!("{err}"));
-                }
-                if let Some(tx) = progress {
-                    let text = [&msg["id"], &msg["status"], &msg["progress"]]
-                        .iter()
-                        .filter_map(|v| v.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    let _ = tx.send(text);
-                }
+        crate::json_lines::for_each(body, |msg| {
+            if let Some(err) = msg["error"].as_str() {
+                return Err(anyhow!("{err}"));
             }
-        }
-        Ok(())
+            if let Some(tx) = progress {
+                let text = [&msg["id"], &msg["status"], &msg["progress"]]
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let _ = tx.send(text);
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn remove_container(&self, name: &str) -> anyhow::Result<()> {

@@ -54,9 +54,7 @@ impl Client {
     /// Sends `req` and returns the answer; a non-2xx answer becomes an error carrying the
     /// agent's message.
     pub async fn send(&self, req: &Request) -> anyhow::Result<Answer> {
-        tokio::time::timeout(self.timeout, self.send_inner(req))
-            .await
-            .map_err(|_| anyhow!("{}: no answer within {:?}", self.host, self.timeout))?
+        self.bounded(self.send_inner(req)).await
     }
 
     /// Sends `req` and decodes a JSON answer.
@@ -72,14 +70,8 @@ impl Client {
         req: &Request,
         out: &mut impl std::io::Write,
     ) -> anyhow::Result<()> {
-        let work = async {
-            let resp = self.start(req).await?;
-            let status = resp.status();
-            let mut body = resp.into_body();
-            if !status.is_success() {
-                let bytes = body.collect().await?.to_bytes();
-                return Err(self.failure(status, &bytes));
-            }
+        self.bounded(async {
+            let mut body = self.start_ok(req).await?;
             while let Some(frame) = body.frame().await {
                 if let Ok(data) = frame?.into_data() {
                     out.write_all(&data)?;
@@ -87,16 +79,8 @@ impl Client {
                 }
             }
             Ok(())
-        };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "{}: no end of the answer within {:?}",
-                    self.host,
-                    self.timeout
-                )
-            })?
+        })
+        .await
     }
 
     /// Sends `req`, whose answer is JSON lines: every line with `Progress` goes to
@@ -107,30 +91,18 @@ impl Client {
         req: &Request,
         mut on_progress: impl FnMut(&str),
     ) -> anyhow::Result<serde_json::Value> {
-        let work = async {
-            let resp = self.start(req).await?;
-            let status = resp.status();
-            let mut body = resp.into_body();
-            if !status.is_success() {
-                let bytes = body.collect().await?.to_bytes();
-                return Err(self.failure(status, &bytes));
-            }
-            let (mut pending, mut last) = (Vec::new(), serde_json::Value::Null);
-            while let Some(frame) = body.frame().await {
-                let Ok(data) = frame?.into_data() else {
-                    continue;
-                };
-                pending.extend_from_slice(&data);
-                while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = pending.drain(..=end).collect();
-                    let value: serde_json::Value = serde_json::from_slice(&line)
-                        .with_context(|| format!("{}: a progress line is not JSON", self.host))?;
-                    match value.get("Progress").and_then(|p| p.as_str()) {
-                        Some(p) => on_progress(p),
-                        None => last = value,
-                    }
+        self.bounded(async {
+            let body = self.start_ok(req).await?;
+            let mut last = serde_json::Value::Null;
+            crate::json_lines::for_each(body, |value| {
+                match value.get("Progress").and_then(|p| p.as_str()) {
+                    Some(p) => on_progress(p),
+                    None => last = value,
                 }
-            }
+                Ok(())
+            })
+            .await
+            .with_context(|| format!("{}: reading the answer", self.host))?;
             if let Some(message) = last.get("Message").and_then(|m| m.as_str()) {
                 return Err(anyhow!("{}: {} ({})", self.host, message, last["Status"]));
             }
@@ -140,10 +112,36 @@ impl Client {
                 self.host
             );
             Ok(last)
-        };
+        })
+        .await
+    }
+
+    /// Runs `work` within the client's time limit.
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
         tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| anyhow!("{}: no answer within {:?}", self.host, self.timeout))?
+            .map_err(|_| {
+                anyhow!(
+                    "{}: no complete answer within {:?}",
+                    self.host,
+                    self.timeout
+                )
+            })?
+    }
+
+    /// Sends `req`; returns the body of a successful answer unread, or the agent's error.
+    async fn start_ok(&self, req: &Request) -> anyhow::Result<hyper::body::Incoming> {
+        let resp = self.start(req).await?;
+        let status = resp.status();
+        let body = resp.into_body();
+        if status.is_success() {
+            return Ok(body);
+        }
+        let bytes = body.collect().await?.to_bytes();
+        Err(self.failure(status, &bytes))
     }
 
     fn failure(&self, status: StatusCode, body: &[u8]) -> anyhow::Error {

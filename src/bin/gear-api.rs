@@ -62,12 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         l.set_nonblocking(true)
             .context("making the listener non-blocking")?;
     }
-    // One thread is plenty for an agent whose work is waiting on systemd and Docker, and
-    // keeps its resident memory small.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = gear::runtime::current_thread()?;
     runtime.block_on(async {
         let listeners = listeners
             .into_iter()

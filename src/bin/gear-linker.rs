@@ -25,13 +25,10 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     gear::logging::init(cli.verbose.max(1));
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match gear::runtime::current_thread() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
         }
     };

@@ -229,13 +229,10 @@ impl InstallArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     gear::logging::init(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match gear::runtime::current_thread() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -272,40 +269,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             install_each(&remote, &args.locators, &body, &mut out, &mut err).await
         }
         Command::Start { locators } => {
-            let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
-            each(
-                &remote,
-                &locators,
-                |l| Request::Start(l.id.clone()),
-                describe,
-                &mut out,
-                &mut err,
-            )
-            .await
+            act(&remote, &locators, Request::Start, &mut out, &mut err).await
         }
         Command::Stop { locators } => {
-            let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
-            each(
-                &remote,
-                &locators,
-                |l| Request::Stop(l.id.clone()),
-                describe,
-                &mut out,
-                &mut err,
-            )
-            .await
+            act(&remote, &locators, Request::Stop, &mut out, &mut err).await
         }
         Command::Restart { locators } => {
-            let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
-            each(
-                &remote,
-                &locators,
-                |l| Request::Restart(l.id.clone()),
-                describe,
-                &mut out,
-                &mut err,
-            )
-            .await
+            act(&remote, &locators, Request::Restart, &mut out, &mut err).await
         }
         Command::Status { locators, json } => {
             let describe = |l: &Locator, a: &gear::api::client::Answer| {
@@ -447,6 +417,18 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             .await
         }
     }
+}
+
+/// Sends `make(id)` for every locator and prints the state each container is left in.
+async fn act(
+    remote: &Remote,
+    locators: &[Locator],
+    make: fn(gear::id::ContainerId) -> Request,
+    out: &mut impl std::io::Write,
+    err: &mut impl std::io::Write,
+) -> anyhow::Result<bool> {
+    let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
+    each(remote, locators, |l| make(l.id.clone()), describe, out, err).await
 }
 
 /// The image of a status answer.
