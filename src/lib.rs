@@ -16,6 +16,7 @@ pub mod container;
 pub mod docker;
 pub mod duration;
 pub mod id;
+pub mod idle;
 pub mod locator;
 pub mod logging;
 pub mod paths;

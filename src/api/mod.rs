@@ -16,6 +16,7 @@ pub mod client;
 pub mod error;
 pub mod handle;
 pub mod idempotency;
+mod idling;
 pub mod request;
 pub mod server;
 

@@ -167,6 +167,7 @@ impl<S: Systemd, D: Docker> Host<S, D> {
             memory: req.memory,
             cpus: req.cpus,
             restart: req.restart.unwrap_or_default(),
+            idle: req.idle,
         };
         let driver = *self
             .cgroup_driver
@@ -220,6 +221,21 @@ impl<S: Systemd, D: Docker> Host<S, D> {
         self.link(&self.paths.active_wants_dir(), id)?;
         self.systemd.reset_failed(&id.unit_name()).await?;
         self.job(Action::Restart, id).await
+    }
+
+    /// Sets (or, with `None`, removes) the idle policy of `id`; `gear-idler` applies it
+    /// at its next look. Returns the updated spec.
+    pub async fn set_idle_policy(
+        &self,
+        id: &ContainerId,
+        policy: Option<crate::idle::IdlePolicy>,
+    ) -> Result<ContainerSpec, Error> {
+        let _guard = self.lock(id).await;
+        let mut spec = self.spec(id)?;
+        spec.idle = policy;
+        let json = serde_json::to_vec_pretty(&spec).context("serialising the spec")?;
+        atomic_file::write(&self.paths.spec_file(id), &json, 0o644)?;
+        Ok(spec)
     }
 
     /// The environment of `id`; `None` if it has none.
@@ -316,7 +332,7 @@ impl<S: Systemd, D: Docker> Host<S, D> {
     }
 
     /// Links the unit file into `dir` (systemd's unit dir, or a target's `.wants`).
-    fn link(&self, dir: &Path, id: &ContainerId) -> anyhow::Result<()> {
+    pub(crate) fn link(&self, dir: &Path, id: &ContainerId) -> anyhow::Result<()> {
         let link = dir.join(id.unit_name());
         let target = self.paths.unit_file(id);
         if std::fs::read_link(&link).is_ok_and(|t| t == target) {

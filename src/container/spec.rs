@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::environment::EnvironmentBody;
 use super::ports::{PortPair, PortRequest};
 use crate::id::ContainerId;
+use crate::idle::IdlePolicy;
 
 /// Why a field of an install request is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -287,6 +288,9 @@ pub struct InstallRequest {
     /// Restart policy (default `on-failure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartPolicy>,
+    /// Idle it after a while without traffic (`{"After": "5m", "Mode": "stop"}`); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdlePolicy>,
 }
 
 /// An installed container, as stored in `specs/<id>.json` and rendered into its unit.
@@ -312,6 +316,9 @@ pub struct ContainerSpec {
     /// Its restart policy.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// Its idle policy (specs written before idling existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdlePolicy>,
 }
 
 #[cfg(test)]

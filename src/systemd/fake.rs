@@ -11,6 +11,8 @@ pub struct FakeSystemd {
     pub units: Mutex<Vec<UnitInfo>>,
     /// Every call, in order, as text (`list_units ctr-*.service`).
     pub calls: Mutex<Vec<String>>,
+    /// Units whose start jobs end in `failed`.
+    pub failing: Mutex<Vec<String>>,
 }
 
 impl FakeSystemd {
@@ -72,6 +74,9 @@ impl Systemd for FakeSystemd {
 
     async fn run_job(&self, action: Action, name: &str) -> anyhow::Result<JobResult> {
         self.record(format!("{action:?} {name}").to_lowercase());
+        if action != Action::Stop && self.failing.lock().unwrap().iter().any(|u| u == name) {
+            return Ok(JobResult::Other("failed".into()));
+        }
         let (active, sub) = match action {
             Action::Start | Action::Restart => ("active", "running"),
             Action::Stop => ("inactive", "dead"),
