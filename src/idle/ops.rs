@@ -8,7 +8,7 @@
 //! leaves a running container.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::firewall::{Firewall, sync_one};
 use super::rules::{Kind, Rule};
@@ -118,8 +118,9 @@ pub async fn wake<S: Systemd, D: Docker>(
     host.spec(id)?;
     host.link(&host.paths.active_wants_dir(), id)?;
     unmark(&host.paths, id)?;
-    let result = async {
-        let name = docker_name(id);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let name = docker_name(id);
+    let start = async {
         match host.docker.inspect(&name).await? {
             Some(c) if c.paused => host.docker.unpause(&name).await?,
             _ => {
@@ -127,10 +128,20 @@ pub async fn wake<S: Systemd, D: Docker>(
                 job(host, Action::Start, id).await?;
             }
         }
-        ready(host, &name, ports, timeout).await
-    }
-    .await;
+        Ok::<_, Error>(())
+    };
+    // A start that hangs (an image pull with no network) must not hold connections for
+    // the unit's own 5 minutes.
+    let result = match tokio::time::timeout_at(deadline, start).await {
+        Ok(Ok(())) => ready(host, &name, ports, deadline).await,
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(anyhow::anyhow!("ctr-{id}.service did not start within {timeout:?}").into()),
+    };
     if result.is_err() {
+        // Idle again, and down: a start still running would bring it up behind our back.
+        if let Err(e) = host.systemd.run_job(Action::Stop, &id.unit_name()).await {
+            log::warn!("stopping ctr-{id}.service after its failed wake: {e:#}");
+        }
         mark(&host.paths, id, mode)?;
         atomic_file::remove(&host.paths.active_wants_dir().join(id.unit_name()))?;
     }
@@ -223,9 +234,8 @@ async fn ready<S: Systemd, D: Docker>(
     host: &Host<S, D>,
     name: &str,
     ports: &[PortPair],
-    timeout: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<Woken, Error> {
-    let deadline = Instant::now() + timeout;
     let mut ip: Option<IpAddr> = None;
     for p in ports {
         loop {
@@ -234,7 +244,7 @@ async fn ready<S: Systemd, D: Docker>(
             }
             if let Some(ip) = ip {
                 let addr = SocketAddr::new(ip, p.internal.get());
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let attempt = tokio::time::timeout(
                     left.min(Duration::from_millis(500)),
                     tokio::net::TcpStream::connect(addr),
@@ -243,11 +253,8 @@ async fn ready<S: Systemd, D: Docker>(
                     break;
                 }
             }
-            if Instant::now() >= deadline {
-                log::warn!(
-                    "{name}: port {} did not accept within {timeout:?}",
-                    p.internal
-                );
+            if tokio::time::Instant::now() >= deadline {
+                log::warn!("{name}: port {} did not accept in time", p.internal);
                 return Ok(Woken::NotReady);
             }
             // Refusals come back at once; a short pause keeps this from spinning.
