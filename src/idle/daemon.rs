@@ -201,9 +201,29 @@ impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
 
     /// One look at every container at `now`: rules made to match the marks and policies,
     /// quiet containers idled. Returns (idle, watched) counts.
+    ///
+    /// Each container is looked at under its lock, taken before its state is read and kept
+    /// until its rules are written, so a `gear idle`, `stop` or `delete` that `gear-api`
+    /// finishes meanwhile is never undone by rules computed from the state before it. A
+    /// container whose lock is taken is left for the next tick.
     pub async fn tick(&mut self, now: Instant) -> anyhow::Result<(usize, usize)> {
         let host = self.host.clone();
-        let ids = installed(&host.paths)?;
+        let listing = firewall::listing(self.fw.as_ref()).await?;
+        let installed: BTreeSet<ContainerId> = installed(&host.paths)?.into_iter().collect();
+        // Containers gone while the idler was away still have rules to remove.
+        let candidates: BTreeSet<ContainerId> = installed
+            .iter()
+            .cloned()
+            .chain(listing.rules.keys().map(|r| r.id.clone()))
+            .filter(|id| !self.waking.contains_key(id) && !self.busy.contains(id))
+            .collect();
+        let mut locks = HashMap::new();
+        for id in candidates {
+            if let Some(lock) = Locked::try_acquire(&host.paths, &id)? {
+                locks.insert(id, lock);
+            }
+        }
+        // Read after the locks: no one can change these containers now.
         let active: HashSet<String> = host
             .systemd
             .list_units(UNIT_PATTERN)
@@ -212,57 +232,54 @@ impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
             .filter(|u| u.active_state == "active")
             .map(|u| u.name)
             .collect();
-        let listing = firewall::listing(self.fw.as_ref()).await?;
         let (mut want, mut scope) = (Vec::new(), BTreeSet::new());
         let (mut idle, mut watched) = (0, 0);
-        for id in &ids {
-            if self.waking.contains_key(id) || self.busy.contains(id) {
-                continue; // its task owns its rules for now
-            }
-            let Ok(spec) = host.spec(id) else { continue };
-            scope.insert(id.clone());
+        let ids: Vec<ContainerId> = locks.keys().cloned().collect();
+        for id in ids {
+            let Some(spec) = host.spec(&id).ok().filter(|_| installed.contains(&id)) else {
+                scope.insert(id); // not (or no longer) installed: no rules
+                continue;
+            };
             let running = active.contains(&id.unit_name());
-            match marked(&host.paths, id)? {
-                // Started by hand (systemctl start): running wins, if no one is busy with it.
-                Some(IdleMode::Stop)
-                    if running && Locked::try_acquire(&host.paths, id)?.is_some() =>
-                {
+            match marked(&host.paths, &id)? {
+                // Started by hand (systemctl start): running wins.
+                Some(IdleMode::Stop) if running => {
                     log::info!("{id} runs although marked idle; it is no longer idle");
-                    unmark(&host.paths, id)?;
+                    unmark(&host.paths, &id)?;
                 }
                 Some(_) => {
                     idle += 1;
+                    scope.insert(id);
                     want.extend(ops::hold_rules(&spec));
                     continue;
                 }
                 None => {}
             }
             let Some(policy) = spec.idle.filter(|_| running) else {
-                self.tracker.forget(id);
+                self.tracker.forget(&id);
+                scope.insert(id);
                 continue;
             };
             watched += 1;
-            want.extend(ops::running_rules(&spec));
-            let quiet = self.tracker.observe(id, listing.counted(id), now);
+            let quiet = self.tracker.observe(&id, listing.counted(&id), now);
             if policy::due(quiet, policy.after.get()) {
-                self.start_idle(id.clone(), policy.mode, quiet);
+                // Its lock goes to the idle task, which then owns its rules.
+                let lock = locks.remove(&id).expect("locked above");
+                self.start_idle(lock, policy.mode, quiet);
+                continue;
             }
+            scope.insert(id);
+            want.extend(ops::running_rules(&spec));
         }
-        // Rules of containers that are gone (deleted while the idler was away).
-        for r in listing.rules.keys() {
-            if !ids.contains(&r.id) && !self.waking.contains_key(&r.id) {
-                scope.insert(r.id.clone());
-            }
-        }
-        self.tracker.retain(|id| scope.contains(id));
+        self.tracker
+            .retain(|id| scope.contains(id) || self.busy.contains(id));
         firewall::sync(self.fw.as_ref(), Some(&scope), &want).await?;
+        drop(locks);
         Ok((idle, watched))
     }
 
-    fn start_idle(&mut self, id: ContainerId, mode: IdleMode, quiet: Duration) {
-        let Ok(Some(lock)) = Locked::try_acquire(&self.host.paths, &id) else {
-            return; // gear-api is busy with it: next tick
-        };
+    fn start_idle(&mut self, lock: Locked, mode: IdleMode, quiet: Duration) {
+        let id = lock.id().clone();
         self.busy.insert(id.clone());
         let (host, fw, events) = (self.host.clone(), self.fw.clone(), self.events.clone());
         tokio::spawn(async move {
