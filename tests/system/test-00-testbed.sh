@@ -54,13 +54,14 @@ assert_eq "$(printf 'tick 1\ntick 2\ntick 3')" "$(tb docker logs tb-loop | sed -
 
 step "bridge: the host and a second machine reach $MACHINE"
 ip1=$("$TESTBED" ip "$MACHINE")
-assert_eq 10.231.77.11 "$ip1" "$MACHINE's bridge address"
+# Not a fixed address: machines of another run (another GEAR_TB_PREFIX) may hold .11 and .12.
+[[ $ip1 == 10.231.77.* ]] || fail "$MACHINE's bridge address $ip1 is not on the bridge"
 tb docker run --init -d --name tb-web-br -p "$ip1:18081:8080" gear-test/httpd:latest >/dev/null
 wait_until 10 curl -fsS -m 2 -o /dev/null "http://$ip1:18081/"
 assert_eq "hello from gear-test/httpd" "$(curl -fsS -m 5 "http://$ip1:18081/")" "page from the host"
 "$TESTBED" up "$PEER" --bridge
 ip2=$("$TESTBED" ip "$PEER")
-assert_eq 10.231.77.12 "$ip2" "$PEER's bridge address"
+[[ $ip2 == 10.231.77.* && $ip2 != "$ip1" ]] || fail "$PEER's bridge address $ip2 (next to $ip1)"
 assert_eq "hello from gear-test/httpd" "$("$TESTBED" exec "$PEER" curl -fsS -m 5 "http://$ip1:18081/")" "page from $PEER"
 
 step "down $PEER leaves $MACHINE running"
