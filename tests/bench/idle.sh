@@ -66,7 +66,7 @@ gear idle localhost/$id >/dev/null
 containers=$(docker ps -q --filter name=^ctr-$id$ | wc -l)
 proxies=$(pgrep -fc "docker-proxy.*-host-port $port" || true)
 cg=/sys/fs/cgroup/systemd/container.slice/ctr-$id.service
-tasks=$(cat $cg/tasks 2>/dev/null | wc -l)
+tasks=$( { cat $cg/tasks 2>/dev/null || true; } | wc -l)
 mark=$(du -b /var/lib/containers/idle/$id | cut -f1)
 idler_rss=$(awk '/^VmRSS/ {print $2}' /proc/"$(systemctl show -P MainPID gear-idler.service)"/status)
 gear delete localhost/$id >/dev/null
