@@ -82,12 +82,22 @@ pub async fn execute<S: Systemd, D: Docker>(
             id,
             body,
             progress: false,
-        } => Reply::ok(&host.install(&id, body, None).await?),
+        } => {
+            if body.started {
+                idling::before_start(host, &id).await?;
+            }
+            Reply::ok(&host.install(&id, body, None).await?)
+        }
         Request::Install {
             id,
             body,
             progress: true,
-        } => Ok(install_with_progress(host.clone(), id, body)),
+        } => {
+            if body.started {
+                idling::before_start(host, &id).await?;
+            }
+            Ok(install_with_progress(host.clone(), id, body))
+        }
         Request::StopAll => {
             // Purge stops everything for good: no idle container may wake.
             for id in container::list::installed(&host.paths).map_err(Error::Host)? {

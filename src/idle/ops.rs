@@ -168,7 +168,7 @@ pub async fn clear_for_start<S: Systemd, D: Docker>(
     let id = lock.id();
     if let Some(mode) = unmark(&host.paths, id)? {
         thaw(host, id, mode).await?;
-        sync_one(fw, id, &[]).await?;
+        drop_rules(fw, id).await;
     }
     Ok(())
 }
@@ -188,9 +188,17 @@ pub async fn forget<S: Systemd, D: Docker>(
         thaw(host, id, mode).await?;
     }
     if had.is_some() || policy.is_some() {
-        sync_one(fw, id, &[]).await?;
+        drop_rules(fw, id).await;
     }
     Ok(())
+}
+
+/// Removes every rule of `id`. A firewall that fails here must not stop a `gear stop`: the
+/// mark is gone, so the idler's next tick removes whatever is left.
+async fn drop_rules(fw: &impl Firewall, id: &ContainerId) {
+    if let Err(e) = sync_one(fw, id, &[]).await {
+        log::warn!("removing the idle rules of {id}: {e:#}; gear-idler removes them later");
+    }
 }
 
 /// `docker stop` and `docker start` want a thawed container.

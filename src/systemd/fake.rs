@@ -13,6 +13,8 @@ pub struct FakeSystemd {
     pub calls: Mutex<Vec<String>>,
     /// Units whose start jobs end in `failed`.
     pub failing: Mutex<Vec<String>>,
+    /// Units whose start jobs never end (an image pull with no network).
+    pub hanging: Mutex<Vec<String>>,
 }
 
 impl FakeSystemd {
@@ -76,6 +78,10 @@ impl Systemd for FakeSystemd {
         self.record(format!("{action:?} {name}").to_lowercase());
         if action != Action::Stop && self.failing.lock().unwrap().iter().any(|u| u == name) {
             return Ok(JobResult::Other("failed".into()));
+        }
+        let hangs = self.hanging.lock().unwrap().iter().any(|u| u == name);
+        if action != Action::Stop && hangs {
+            std::future::pending::<()>().await;
         }
         let (active, sub) = match action {
             Action::Start | Action::Restart => ("active", "running"),

@@ -190,3 +190,29 @@ async fn no_ports_nothing_to_wake() {
     assert!(matches!(err, Err(Error::NoPorts(_))), "{err:?}");
     assert_eq!(marked(&h.paths, &id).unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_start_that_hangs_is_given_up_and_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _app, id) = host(dir.path(), true).await;
+    let fw = FakeFirewall::default();
+    let lock = Locked::acquire(&h.paths, &id).await.unwrap();
+    idle(&h, &fw, &lock, IdleMode::Stop).await.unwrap();
+    h.systemd
+        .hanging
+        .lock()
+        .unwrap()
+        .push("ctr-web-1.service".into());
+    let ports = h.spec(&id).unwrap().ports;
+    let err = wake(&h, &lock, &ports, Duration::from_millis(200)).await;
+    assert!(
+        matches!(&err, Err(e) if e.to_string().contains("did not start within")),
+        "{err:?}"
+    );
+    assert_eq!(marked(&h.paths, &id).unwrap(), Some(IdleMode::Stop));
+    let calls = h.systemd.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.last().map(String::as_str),
+        Some("stop ctr-web-1.service")
+    );
+}
