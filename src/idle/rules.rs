@@ -174,7 +174,9 @@ pub fn plan(listing: &Listing, add: &[Rule], remove: &[Rule]) -> Option<String> 
         .iter()
         .filter(|r| !listing.rules.contains_key(r))
         .collect();
-    if !adding.is_empty() {
+    // Whenever rules are wanted, the chain and its jumps must be there too (someone may
+    // have deleted a jump while our rules stayed).
+    if !add.is_empty() {
         // Declared only when missing: with --noflush, declaring an existing chain flushes it.
         if !listing.chain {
             lines.push(format!(":{CHAIN} - [0:0]"));
@@ -260,6 +262,17 @@ COMMIT
              -A GEAR-IDLE -p tcp -m tcp --dport 4000 --tcp-flags FIN,SYN,RST,ACK SYN -m addrtype \
              --dst-type LOCAL -m comment --comment \"gear-idle:web-1\" -j NFQUEUE --queue-num 43273 \
              --queue-bypass\nCOMMIT\n"
+        );
+    }
+
+    #[test]
+    fn a_lost_jump_comes_back() {
+        let mut l = parse_save(SAVED);
+        l.jumps.retain(|j| j != "OUTPUT");
+        let hold = rule(Kind::Hold, "web-1", 4000);
+        assert_eq!(
+            plan(&l, std::slice::from_ref(&hold), &[]).unwrap(),
+            "*raw\n-I OUTPUT 1 -j GEAR-IDLE\nCOMMIT\n"
         );
     }
 
