@@ -22,6 +22,9 @@ RELEASE   = target/release
 # Helper programs, installed to $(LIBEXECDIR); `gear` itself goes to $(BINDIR).
 HELPERS   = gear-api gear-linker
 UNITS     = gear-api.socket gear-api.service container.target container-active.target container.slice
+# The idler (docs/idling.md).
+HELPERS  += gear-idler
+UNITS    += gear-idler.service
 DOCS      = README.md $(wildcard docs/*.md)
 # Where `make test` and `make demo` stage an install tree for the test machine.
 STAGE     = target/stage

@@ -29,19 +29,8 @@ pub enum CgroupDriver {
     Systemd,
 }
 
-/// What gear needs to know of a running container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Running {
-    /// The container's PID 1, as the host sees it (its namespaces are under /proc/PID/ns).
-    pub pid: u32,
-    /// Its default gateway on Docker's bridge: the host, as the container reaches it.
-    pub gateway: std::net::Ipv4Addr,
-}
-
 /// The Docker calls gear makes.
 pub trait Docker: Send + Sync + 'static {
-    /// The running container `name`; `None` if it does not exist or is not running.
-    fn running(&self, name: &str) -> impl Future<Output = anyhow::Result<Option<Running>>> + Send;
     /// The engine's cgroup driver.
     fn cgroup_driver(&self) -> impl Future<Output = anyhow::Result<CgroupDriver>> + Send;
     /// Whether `image` is present locally.
@@ -54,6 +43,58 @@ pub trait Docker: Send + Sync + 'static {
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Removes the container `name` (running or not); absent is fine.
     fn remove_container(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// The state and address of container `name`; `None` if there is no such container.
+    fn inspect(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<ContainerInfo>>> + Send;
+    /// Freezes the processes of container `name` (`docker pause`).
+    fn pause(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Thaws them (`docker unpause`).
+    fn unpause(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// What `GET /containers/:name/json` says of a container that gear needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Its processes run (paused ones included).
+    pub running: bool,
+    /// Its processes are frozen.
+    pub paused: bool,
+    /// Its address on Docker's bridge, where its internal ports answer.
+    pub ip: Option<std::net::IpAddr>,
+    /// Its PID 1 as the host sees it (its namespaces are under /proc/PID/ns); 0 when not
+    /// running.
+    pub pid: u32,
+    /// Its default gateway on Docker's bridge: the host, as the container reaches it.
+    pub gateway: Option<std::net::Ipv4Addr>,
+}
+
+impl ContainerInfo {
+    /// Reads the Engine API's container document.
+    pub fn from_json(doc: &serde_json::Value) -> ContainerInfo {
+        let state = &doc["State"];
+        let net = &doc["NetworkSettings"];
+        // The default bridge fills IPAddress; user networks only fill Networks.*.
+        let ip = std::iter::once(&net["IPAddress"])
+            .chain(
+                net["Networks"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|n| n.values().map(|v| &v["IPAddress"])),
+            )
+            .find_map(|v| v.as_str().and_then(|s| s.parse().ok()));
+        ContainerInfo {
+            running: state["Running"].as_bool().unwrap_or(false),
+            paused: state["Paused"].as_bool().unwrap_or(false),
+            ip,
+            pid: state["Pid"]
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
+                .unwrap_or(0),
+            gateway: net["Gateway"].as_str().and_then(|g| g.parse().ok()),
+        }
+    }
 }
 
 /// [`Docker`] through the Engine API on the daemon's unix socket.
@@ -143,41 +184,6 @@ impl DockerApi {
 }
 
 impl Docker for DockerApi {
-    async fn running(&self, name: &str) -> anyhow::Result<Option<Running>> {
-        let (status, body) = self
-            .call(Method::GET, &format!("/containers/{name}/json"))
-            .await?;
-        match status {
-            StatusCode::NOT_FOUND => return Ok(None),
-            s if !s.is_success() => {
-                return Err(anyhow!(
-                    "inspecting container {name}: {} ({s})",
-                    Self::message(body).await
-                ));
-            }
-            _ => {}
-        }
-        let bytes = body
-            .collect()
-            .await
-            .context("reading the container's inspection")?
-            .to_bytes();
-        let info: serde_json::Value =
-            serde_json::from_slice(&bytes).context("parsing the container's inspection")?;
-        let pid = info["State"]["Pid"].as_u64().unwrap_or(0);
-        if info["State"]["Running"] != true || pid == 0 {
-            return Ok(None);
-        }
-        let gateway = info["NetworkSettings"]["Gateway"]
-            .as_str()
-            .and_then(|g| g.parse().ok())
-            .with_context(|| format!("container {name} has no gateway on Docker's bridge"))?;
-        Ok(Some(Running {
-            pid: u32::try_from(pid)?,
-            gateway,
-        }))
-    }
-
     async fn cgroup_driver(&self) -> anyhow::Result<CgroupDriver> {
         let (status, body) = self.call(Method::GET, "/info").await?;
         if !status.is_success() {
@@ -258,6 +264,49 @@ impl Docker for DockerApi {
             )),
         }
     }
+
+    async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInfo>> {
+        let (status, body) = self
+            .call(Method::GET, &format!("/containers/{name}/json"))
+            .await?;
+        match status {
+            StatusCode::OK => {
+                let bytes = body.collect().await?.to_bytes();
+                let doc: serde_json::Value = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("parsing docker inspect {name}"))?;
+                Ok(Some(ContainerInfo::from_json(&doc)))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            s => Err(anyhow!(
+                "inspecting container {name}: {} ({s})",
+                Self::message(body).await
+            )),
+        }
+    }
+
+    async fn pause(&self, name: &str) -> anyhow::Result<()> {
+        self.post_ok(&format!("/containers/{name}/pause"), "pausing", name)
+            .await
+    }
+
+    async fn unpause(&self, name: &str) -> anyhow::Result<()> {
+        self.post_ok(&format!("/containers/{name}/unpause"), "unpausing", name)
+            .await
+    }
+}
+
+impl DockerApi {
+    /// A POST whose answer is only a status.
+    async fn post_ok(&self, path: &str, doing: &str, name: &str) -> anyhow::Result<()> {
+        let (status, body) = self.call(Method::POST, path).await?;
+        match status.is_success() {
+            true => Ok(()),
+            false => Err(anyhow!(
+                "{doing} container {name}: {} ({status})",
+                Self::message(body).await
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -269,7 +318,7 @@ pub mod fake {
 
     use tokio::sync::mpsc::UnboundedSender;
 
-    use super::{CgroupDriver, Docker, Running};
+    use super::{CgroupDriver, ContainerInfo, Docker};
 
     /// Images present, images a pull can fetch, and every call made.
     #[derive(Debug, Default)]
@@ -280,15 +329,11 @@ pub mod fake {
         pub pullable: Mutex<BTreeSet<String>>,
         /// Every call, in order, as text.
         pub calls: Mutex<Vec<String>>,
-        /// Running containers, by name.
-        pub running: Mutex<std::collections::BTreeMap<String, Running>>,
+        /// Containers `inspect` finds, by name.
+        pub containers: Mutex<std::collections::BTreeMap<String, ContainerInfo>>,
     }
 
     impl Docker for FakeDocker {
-        async fn running(&self, name: &str) -> anyhow::Result<Option<Running>> {
-            Ok(self.running.lock().unwrap().get(name).cloned())
-        }
-
         async fn cgroup_driver(&self) -> anyhow::Result<CgroupDriver> {
             Ok(CgroupDriver::Cgroupfs)
         }
@@ -318,12 +363,49 @@ pub mod fake {
             self.calls.lock().unwrap().push(format!("rm {name}"));
             Ok(())
         }
+
+        async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInfo>> {
+            Ok(self.containers.lock().unwrap().get(name).cloned())
+        }
+
+        async fn pause(&self, name: &str) -> anyhow::Result<()> {
+            self.calls.lock().unwrap().push(format!("pause {name}"));
+            let mut all = self.containers.lock().unwrap();
+            let c = all
+                .get_mut(name)
+                .ok_or_else(|| anyhow::anyhow!("no {name}"))?;
+            c.paused = true;
+            Ok(())
+        }
+
+        async fn unpause(&self, name: &str) -> anyhow::Result<()> {
+            self.calls.lock().unwrap().push(format!("unpause {name}"));
+            if let Some(c) = self.containers.lock().unwrap().get_mut(name) {
+                c.paused = false;
+            }
+            Ok(())
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_reference;
+    use super::{ContainerInfo, split_reference};
+
+    #[test]
+    fn inspect_finds_state_and_bridge_address() {
+        let doc = serde_json::json!({
+            "State": {"Running": true, "Paused": true},
+            "NetworkSettings": {"IPAddress": "", "Networks": {"net": {"IPAddress": "10.213.0.7"}}}
+        });
+        let info = ContainerInfo::from_json(&doc);
+        assert!(info.running && info.paused);
+        assert_eq!(info.ip, Some("10.213.0.7".parse().unwrap()));
+        assert_eq!(
+            ContainerInfo::from_json(&serde_json::json!({})),
+            ContainerInfo::default()
+        );
+    }
 
     #[test]
     fn references_split_into_name_and_tag() {

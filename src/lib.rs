@@ -17,6 +17,7 @@ pub mod deploy;
 pub mod docker;
 pub mod duration;
 pub mod id;
+pub mod idle;
 pub mod json_lines;
 pub mod linker;
 pub mod links;

@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
 use crate::container::spec::ContainerSpec;
-use crate::docker::{Docker, Running};
+use crate::docker::Docker;
 use crate::id::ContainerId;
 use crate::links::{self, LinkHost, NetworkLink, ResolvedLink};
 use crate::paths::Paths;
@@ -106,10 +106,14 @@ pub async fn apply(
     name: &str,
     links: &[NetworkLink],
 ) -> anyhow::Result<()> {
-    let Running { pid, gateway } = docker
-        .running(name)
+    let info = docker
+        .inspect(name)
         .await?
+        .filter(|c| c.running && c.pid > 0)
         .with_context(|| format!("container {name} is not running"))?;
+    let (pid, gateway) = (info.pid, info.gateway);
+    let gateway =
+        gateway.with_context(|| format!("container {name} has no gateway on Docker's bridge"))?;
     let resolved = resolve(links, gateway)?;
     let localnet = resolved.iter().any(|r| r.link.from_host.is_loopback());
     netns
@@ -187,17 +191,22 @@ pub mod fake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::ContainerInfo;
     use crate::docker::fake::FakeDocker;
 
     #[tokio::test]
     async fn applies_resolved_rules_in_the_containers_namespace() {
         let docker = FakeDocker::default();
         let gateway = Ipv4Addr::new(10, 213, 0, 1);
-        docker
-            .running
-            .lock()
-            .unwrap()
-            .insert("ctr-web-1".into(), Running { pid: 42, gateway });
+        docker.containers.lock().unwrap().insert(
+            "ctr-web-1".into(),
+            ContainerInfo {
+                running: true,
+                pid: 42,
+                gateway: Some(gateway),
+                ..Default::default()
+            },
+        );
         let netns = fake::FakeNetns::default();
         let links: Vec<NetworkLink> = vec![
             "127.0.0.2:8081:localhost:4001".parse().unwrap(),

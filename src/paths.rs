@@ -96,6 +96,24 @@ impl Paths {
         self.root.join("etc/gear/tokens")
     }
 
+    /// `/var/lib/containers/idle`: the marks of idle containers.
+    pub fn idle_dir(&self) -> PathBuf {
+        self.state_dir().join("idle")
+    }
+
+    /// `/var/lib/containers/idle/<id>`: present while `id` is idle (stopped or frozen by
+    /// the idler, woken by its first connection); holds the mode, `stop` or `freeze`. On
+    /// disk, so an idle container stays idle across idler restarts and reboots.
+    pub fn idle_marker(&self, id: &ContainerId) -> PathBuf {
+        self.idle_dir().join(id.as_str())
+    }
+
+    /// `/run/gear/locks/<id>`: the `flock(2)` that `gear-api` and `gear-idler` both take
+    /// before they idle, wake, start or stop `id`.
+    pub fn container_lock(&self, id: &ContainerId) -> PathBuf {
+        self.root.join("run/gear/locks").join(id.as_str())
+    }
+
     /// `/etc/systemd/system`: where systemd looks for administrator units.
     pub fn systemd_dir(&self) -> PathBuf {
         self.root.join("etc/systemd/system")

@@ -51,6 +51,18 @@ pub enum Error {
     /// systemd, Docker or the disk failed while carrying out a valid request.
     #[error("{0:#}")]
     Host(#[source] anyhow::Error),
+    /// The container cannot be idled: it publishes no port a connection could wake it by.
+    #[error("container {0} publishes no port: nothing could wake it, so it is not idled")]
+    NotIdleable(ContainerId),
+}
+
+impl From<crate::idle::ops::Error> for Error {
+    fn from(e: crate::idle::ops::Error) -> Error {
+        match e {
+            crate::idle::ops::Error::NoPorts(id) => Error::NotIdleable(id),
+            crate::idle::ops::Error::Container(e) => Error::Container(e),
+        }
+    }
 }
 
 impl Error {
@@ -81,6 +93,7 @@ impl Error {
                 lifecycle::Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::NotIdleable(_) => StatusCode::CONFLICT,
         }
     }
 }

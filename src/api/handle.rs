@@ -8,6 +8,7 @@ use hyper::StatusCode;
 use serde::Serialize;
 
 use super::error::Error;
+use super::idling;
 use super::request::Request;
 use crate::container::environment::Environment;
 use crate::container::lifecycle::Host;
@@ -59,6 +60,9 @@ struct StatusReply {
     #[serde(flatten)]
     state: ContainerState,
     spec: container::spec::ContainerSpec,
+    /// How it was idled, while it is idle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle: Option<crate::idle::IdleMode>,
 }
 
 /// Executes one request. The `match` is exhaustive: a new [`Request`] variant does not
@@ -78,12 +82,22 @@ pub async fn execute<S: Systemd, D: Docker>(
             id,
             body,
             progress: false,
-        } => Reply::ok(&host.install(&id, body, None).await?),
+        } => {
+            if body.started {
+                idling::before_start(host, &id).await?;
+            }
+            Reply::ok(&host.install(&id, body, None).await?)
+        }
         Request::Install {
             id,
             body,
             progress: true,
-        } => Ok(install_with_progress(host.clone(), id, body)),
+        } => {
+            if body.started {
+                idling::before_start(host, &id).await?;
+            }
+            Ok(install_with_progress(host.clone(), id, body))
+        }
         Request::SetLinks(entries) => {
             // Every container is tried; the answer names each one that failed.
             let mut failed = Vec::new();
@@ -98,8 +112,15 @@ pub async fn execute<S: Systemd, D: Docker>(
             let ids: Vec<&ContainerId> = entries.iter().map(|e| &e.id).collect();
             Reply::ok(&serde_json::json!({ "Linked": ids }))
         }
-        Request::StopAll => Reply::ok(&serde_json::json!({ "Stopped": host.stop_all().await? })),
+        Request::StopAll => {
+            // Purge stops everything for good: no idle container may wake.
+            for id in container::list::installed(&host.paths).map_err(Error::Host)? {
+                idling::before_stop(host, &id).await?;
+            }
+            Reply::ok(&serde_json::json!({ "Stopped": host.stop_all().await? }))
+        }
         Request::Delete(id) => {
+            let _lock = idling::before_stop(host, &id).await?;
             host.delete(&id).await?;
             Reply::ok(&serde_json::json!({ "Id": id, "Deleted": true }))
         }
@@ -108,14 +129,17 @@ pub async fn execute<S: Systemd, D: Docker>(
             ports: host.spec(&id)?.ports,
         }),
         Request::Start(id) => {
+            let _lock = idling::before_start(host, &id).await?;
             host.start(&id).await?;
             status(host, &id).await
         }
         Request::Stop(id) => {
+            let _lock = idling::before_stop(host, &id).await?;
             host.stop(&id).await?;
             status(host, &id).await
         }
         Request::Restart(id) => {
+            let _lock = idling::before_start(host, &id).await?;
             host.restart(&id).await?;
             status(host, &id).await
         }
@@ -137,6 +161,18 @@ pub async fn execute<S: Systemd, D: Docker>(
                 .set_environment(&id, Environment::from(body), reset)
                 .await?;
             Reply::ok(&container::environment::EnvironmentBody::from(env))
+        }
+        Request::Idle { id, mode } => {
+            idling::idle(host, &id, mode).await?;
+            status(host, &id).await
+        }
+        Request::Unidle(id) => {
+            idling::unidle(host, &id).await?;
+            status(host, &id).await
+        }
+        Request::SetIdlePolicy { id, policy } => {
+            host.set_idle_policy(&id, policy).await?;
+            status(host, &id).await
         }
     }
 }
@@ -191,5 +227,6 @@ async fn status<S: Systemd, D: Docker>(
             job_type: None,
         },
         spec,
+        idle: crate::idle::marked(&host.paths, id).map_err(Error::Host)?,
     })
 }

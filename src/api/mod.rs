@@ -3,7 +3,7 @@
 //! Routes (each documented in `docs/api.md`, each a [`Request`] variant): `GET /containers`,
 //! `PUT|DELETE /container/:id`, `GET /container/:id/{status,ports,log}`,
 //! `PUT /container/:id/{started,stopped}`, `POST /container/:id/restart`,
-//! `GET|PUT|PATCH /environment/:id`. Every error answer is JSON `{"Message": "..."}` with a
+//! `GET|PUT|PATCH /environment/:id`, `PUT|DELETE /container/:id/{idle,idle-policy}`. Every error answer is JSON `{"Message": "..."}` with a
 //! fitting 4xx/5xx status; `X-Request-Id` makes a request safe to retry.
 //!
 //! - [`request`]: the route table, parsing HTTP into [`Request`] and back;
@@ -17,6 +17,7 @@ pub mod client;
 pub mod error;
 pub mod handle;
 pub mod idempotency;
+mod idling;
 pub mod request;
 pub mod server;
 

@@ -32,6 +32,7 @@ pub struct ContainerLinks {
 struct LinksBody {
     links: Vec<ContainerLinks>,
 }
+use crate::idle::{IdleMode, IdlePolicy};
 
 /// One API operation, fully parsed and validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +90,26 @@ pub enum Request {
         body: EnvironmentBody,
         /// Replace (PUT) rather than update (PATCH).
         reset: bool,
+    },
+    /// `PUT /container/:id/idle[?mode=stop|freeze]`: idle a container now: stop (or freeze)
+    /// it until the first connection to one of its published ports wakes it. The mode
+    /// defaults to its idle policy's, else `stop`.
+    Idle {
+        /// The container.
+        id: ContainerId,
+        /// Stop or freeze; `None` for the container's own choice.
+        mode: Option<IdleMode>,
+    },
+    /// `DELETE /container/:id/idle`: wake an idle container now; the answer comes once its
+    /// published ports accept connections.
+    Unidle(ContainerId),
+    /// `PUT /container/:id/idle-policy` (body `{"After": "5m", "Mode": "stop"}`) sets the
+    /// idle policy; `DELETE /container/:id/idle-policy` turns idling off.
+    SetIdlePolicy {
+        /// The container.
+        id: ContainerId,
+        /// The new policy; `None` turns idling off.
+        policy: Option<IdlePolicy>,
     },
 }
 
@@ -165,6 +186,21 @@ impl Request {
                     (&("status" | "ports" | "started" | "stopped" | "restart" | "log"), _) => {
                         Err(not_allowed())
                     }
+                    (&"idle", Method::PUT) => Ok(Request::Idle {
+                        id,
+                        mode: query_value(query, "mode")
+                            .map(|m| m.parse().map_err(|e| Error::BadRequest(format!("{e}"))))
+                            .transpose()?,
+                    }),
+                    (&"idle", Method::DELETE) => Ok(Request::Unidle(id)),
+                    (&"idle-policy", Method::PUT) => Ok(Request::SetIdlePolicy {
+                        id,
+                        policy: Some(json_body(body)?),
+                    }),
+                    (&"idle-policy", Method::DELETE) => {
+                        Ok(Request::SetIdlePolicy { id, policy: None })
+                    }
+                    (&("idle" | "idle-policy"), _) => Err(not_allowed()),
                     _ => Err(Error::NoRoute(path.to_string())),
                 }
             }
@@ -185,6 +221,11 @@ impl Request {
             Request::SetEnvironment { reset: false, .. } => Method::PATCH,
             Request::Restart(_) | Request::SetLinks(_) => Method::POST,
             Request::Delete(_) | Request::StopAll => Method::DELETE,
+            Request::Idle { .. }
+            | Request::SetIdlePolicy {
+                policy: Some(_), ..
+            } => Method::PUT,
+            Request::Unidle(_) | Request::SetIdlePolicy { policy: None, .. } => Method::DELETE,
         }
     }
 
@@ -213,6 +254,14 @@ impl Request {
             Request::GetEnvironment(id) | Request::SetEnvironment { id, .. } => {
                 format!("/environment/{id}")
             }
+            Request::Idle {
+                id,
+                mode: Some(mode),
+            } => format!("/container/{id}/idle?mode={mode}"),
+            Request::Idle { id, mode: None } | Request::Unidle(id) => {
+                format!("/container/{id}/idle")
+            }
+            Request::SetIdlePolicy { id, .. } => format!("/container/{id}/idle-policy"),
         }
     }
 
@@ -225,6 +274,13 @@ impl Request {
                 links: links.clone(),
             })
             .ok(),
+            Request::SetIdlePolicy {
+                policy: Some(policy),
+                ..
+            } => serde_json::to_vec(policy).ok(),
+            Request::Idle { .. }
+            | Request::Unidle(_)
+            | Request::SetIdlePolicy { policy: None, .. } => None,
             Request::ListContainers { .. }
             | Request::StopAll
             | Request::Log { .. }
@@ -351,10 +407,24 @@ mod tests {
                 reset: true,
             },
             Request::SetEnvironment {
-                id,
+                id: id.clone(),
                 body: Default::default(),
                 reset: false,
             },
+            Request::Idle {
+                id: id.clone(),
+                mode: None,
+            },
+            Request::Idle {
+                id: id.clone(),
+                mode: Some(IdleMode::Freeze),
+            },
+            Request::Unidle(id.clone()),
+            Request::SetIdlePolicy {
+                id: id.clone(),
+                policy: Some(serde_json::from_str(r#"{"After":"5m","Mode":"freeze"}"#).unwrap()),
+            },
+            Request::SetIdlePolicy { id, policy: None },
         ] {
             let (path, query) = match req.path_and_query().split_once('?') {
                 Some((p, q)) => (p.to_string(), Some(q.to_string())),
@@ -408,6 +478,27 @@ mod tests {
         assert!(matches!(
             parse(Method::GET, "/container/web-1/nope"),
             Err(Error::NoRoute(_))
+        ));
+    }
+
+    #[test]
+    fn idle_routes_validate_mode_and_policy() {
+        assert!(matches!(
+            parse(Method::PUT, "/container/web-1/idle?mode=nap"),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse(Method::GET, "/container/web-1/idle"),
+            Err(Error::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            Request::parse(
+                &Method::PUT,
+                "/container/web-1/idle-policy",
+                None,
+                br#"{"After":"100ms"}"#
+            ),
+            Err(Error::BadRequest(_))
         ));
     }
 

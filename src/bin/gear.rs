@@ -145,6 +145,37 @@ enum Command {
         #[arg(required = true)]
         locators: Vec<Locator>,
     },
+    /// Idle containers now: stop them (or, with --freeze, freeze them) until the first
+    /// connection to one of their published ports wakes them.
+    Idle {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+        /// Freeze instead of stopping: memory stays, waking is quicker.
+        #[arg(long)]
+        freeze: bool,
+    },
+    /// Wake idle containers now; answers once their ports accept connections.
+    Unidle {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Set when containers idle by themselves (gear-idler watches their traffic).
+    IdlePolicy {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+        /// Idle after this long without traffic to the published ports (e.g. 5m).
+        #[arg(long, value_name = "DURATION", required_unless_present = "off")]
+        after: Option<gear::idle::IdleAfter>,
+        /// Freeze instead of stopping.
+        #[arg(long, conflicts_with = "off")]
+        freeze: bool,
+        /// Never idle by themselves again.
+        #[arg(long, conflicts_with = "after")]
+        off: bool,
+    },
     /// List the containers on one or more hosts.
     ListUnits {
         /// Hosts to ask (default: localhost).
@@ -194,6 +225,13 @@ struct InstallArgs {
     /// What systemd does when the container exits: no, on-failure (default) or always.
     #[arg(long, value_name = "POLICY")]
     restart: Option<RestartPolicy>,
+    /// Idle it after this long without traffic to its published ports (e.g. 5m); the
+    /// first connection wakes it. Off by default.
+    #[arg(long, value_name = "DURATION")]
+    idle_after: Option<gear::idle::IdleAfter>,
+    /// How it idles: stop (default; no process left) or freeze (memory kept, quicker wake).
+    #[arg(long, value_name = "MODE", requires = "idle_after")]
+    idle_mode: Option<gear::idle::IdleMode>,
 }
 
 /// The variables of an `--env-file` (none without one).
@@ -222,6 +260,10 @@ impl InstallArgs {
             cpus: self.cpus,
             restart: self.restart,
             network_links: (!self.links.is_empty()).then(|| self.links.clone()),
+            idle: self.idle_after.map(|after| gear::idle::IdlePolicy {
+                after,
+                mode: self.idle_mode.unwrap_or_default(),
+            }),
         })
     }
 }
@@ -282,8 +324,12 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 if json {
                     String::from_utf8_lossy(&a.body).trim().to_string()
                 } else {
+                    let idle = match field(a, "Idle") {
+                        mode if mode.is_empty() => String::new(),
+                        mode => format!(", idle ({mode})"),
+                    };
                     format!(
-                        "{l}: {} ({}), image {}",
+                        "{l}: {} ({}), image {}{idle}",
                         field(a, "ActiveState"),
                         field(a, "SubState"),
                         spec_image(a)
@@ -403,6 +449,64 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 )
             };
             each(&remote, &locators, make, describe, &mut out, &mut err).await
+        }
+        Command::Idle { locators, freeze } => {
+            let mode = freeze.then_some(gear::idle::IdleMode::Freeze);
+            let describe = |l: &Locator, a: &_| format!("{l}: idle ({})", field(a, "Idle"));
+            each(
+                &remote,
+                &locators,
+                |l| Request::Idle {
+                    id: l.id.clone(),
+                    mode,
+                },
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::Unidle { locators } => {
+            let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
+            each(
+                &remote,
+                &locators,
+                |l| Request::Unidle(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::IdlePolicy {
+            locators,
+            after,
+            freeze,
+            off: _,
+        } => {
+            let policy = after.map(|after| gear::idle::IdlePolicy {
+                after,
+                mode: match freeze {
+                    true => gear::idle::IdleMode::Freeze,
+                    false => gear::idle::IdleMode::Stop,
+                },
+            });
+            let describe = |l: &Locator, _: &_| match policy {
+                Some(p) => format!("{l}: idles after {} ({})", p.after, p.mode),
+                None => format!("{l}: never idles by itself"),
+            };
+            each(
+                &remote,
+                &locators,
+                |l| Request::SetIdlePolicy {
+                    id: l.id.clone(),
+                    policy,
+                },
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
         }
         Command::Delete { locators } => {
             let describe = |l: &Locator, _: &_| format!("{l}: deleted");

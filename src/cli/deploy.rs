@@ -291,6 +291,7 @@ fn install_request(inst: &Planned) -> InstallRequest {
         cpus: None,
         restart: None,
         network_links: None,
+        idle: None,
     }
 }
 

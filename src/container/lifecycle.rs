@@ -195,6 +195,7 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
             memory: req.memory,
             cpus: req.cpus,
             restart: req.restart.unwrap_or_default(),
+            idle: req.idle,
         };
         let driver = *self
             .cgroup_driver
@@ -259,10 +260,25 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         let json = serde_json::to_vec_pretty(&spec).context("serialising the spec")?;
         atomic_file::write(&self.paths.spec_file(id), &json, 0o644)?;
         let name = unit::docker_name(id);
-        if self.docker.running(&name).await?.is_some() {
+        if self.docker.inspect(&name).await?.is_some_and(|c| c.running) {
             linker::apply(&self.docker, &self.netns, &name, &spec.links).await?;
         }
         Ok(())
+    }
+
+    /// Sets (or, with `None`, removes) the idle policy of `id`; `gear-idler` applies it
+    /// at its next look. Returns the updated spec.
+    pub async fn set_idle_policy(
+        &self,
+        id: &ContainerId,
+        policy: Option<crate::idle::IdlePolicy>,
+    ) -> Result<ContainerSpec, Error> {
+        let _guard = self.lock(id).await;
+        let mut spec = self.spec(id)?;
+        spec.idle = policy;
+        let json = serde_json::to_vec_pretty(&spec).context("serialising the spec")?;
+        atomic_file::write(&self.paths.spec_file(id), &json, 0o644)?;
+        Ok(spec)
     }
 
     /// The environment of `id`; `None` if it has none.
@@ -359,7 +375,7 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
     }
 
     /// Links the unit file into `dir` (systemd's unit dir, or a target's `.wants`).
-    fn link(&self, dir: &Path, id: &ContainerId) -> anyhow::Result<()> {
+    pub(crate) fn link(&self, dir: &Path, id: &ContainerId) -> anyhow::Result<()> {
         let link = dir.join(id.unit_name());
         let target = self.paths.unit_file(id);
         if std::fs::read_link(&link).is_ok_and(|t| t == target) {
@@ -500,9 +516,14 @@ mod tests {
         h.set_links(&web, vec![]).await.unwrap();
         assert!(h.netns.runs.lock().unwrap().is_empty());
         let gateway = std::net::Ipv4Addr::new(10, 0, 0, 1);
-        h.docker.running.lock().unwrap().insert(
+        h.docker.containers.lock().unwrap().insert(
             "ctr-web-1".into(),
-            crate::docker::Running { pid: 7, gateway },
+            crate::docker::ContainerInfo {
+                running: true,
+                pid: 7,
+                gateway: Some(gateway),
+                ..Default::default()
+            },
         );
         h.set_links(&web, vec!["127.0.0.2:81:10.0.0.9:4001".parse().unwrap()])
             .await

@@ -432,6 +432,13 @@ impl<'a> Ports<'a> {
         all.sort_by_key(|(external, _, _)| *external);
         Ok(all)
     }
+
+    /// Who publishes host port `external`: (owner id, internal port); `None` if nobody.
+    /// One readlink(2), so the idler can ask for every held packet.
+    pub fn owner(&self, external: PortNumber) -> anyhow::Result<Option<(ContainerId, PortNumber)>> {
+        let link = self.paths.ports_dir().join(external.to_string());
+        Ok(read_target(&link)?.as_deref().and_then(parse_target))
+    }
 }
 
 /// Duplicate ports in one request are errors: geard accepted duplicate host ports silently.

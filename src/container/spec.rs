@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::environment::EnvironmentBody;
 use super::ports::{PortPair, PortRequest};
 use crate::id::ContainerId;
+use crate::idle::IdlePolicy;
 use crate::links::NetworkLink;
 
 /// Why a field of an install request is invalid.
@@ -291,6 +292,9 @@ pub struct InstallRequest {
     /// Network links; absent keeps the container's links, a list replaces them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_links: Option<Vec<NetworkLink>>,
+    /// Idle it after a while without traffic (`{"After": "5m", "Mode": "stop"}`); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdlePolicy>,
 }
 
 /// An installed container, as stored in `specs/<id>.json` and rendered into its unit.
@@ -319,6 +323,9 @@ pub struct ContainerSpec {
     /// Its network links, applied in its network namespace at every start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<NetworkLink>,
+    /// Its idle policy (specs written before idling existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdlePolicy>,
 }
 
 #[cfg(test)]

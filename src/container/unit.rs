@@ -158,11 +158,14 @@ const REMOVE_CONTAINER: &str = concat!(
     "then rm -f \"$2\"; fi"
 );
 
-/// Waits until Docker reports the container (named by `$1`) running. A container that
-/// exits first makes `docker run` exit, and systemd then fails the start and stops this.
+/// Waits until Docker reports the container (named by `$1`) running. If `docker run` exits
+/// first (a bad image or env file, a container that dies at once), it gives up: systemd
+/// lets a start-post command run on after the main process died (up to
+/// `TimeoutStartSec`), so without this check a failed start would hang for 5 minutes.
+/// `$MAINPID` is set by systemd for start-post commands.
 const WAIT_RUNNING: &str = concat!(
     "until [ \"$(/usr/bin/docker inspect -f '{{.State.Running}}' \"$1\" 2>/dev/null)\" = true ]; ",
-    "do sleep 0.02; done"
+    "do kill -0 \"$MAINPID\" 2>/dev/null || exit 1; sleep 0.02; done"
 );
 
 fn docker_run(

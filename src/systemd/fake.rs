@@ -11,6 +11,10 @@ pub struct FakeSystemd {
     pub units: Mutex<Vec<UnitInfo>>,
     /// Every call, in order, as text (`list_units ctr-*.service`).
     pub calls: Mutex<Vec<String>>,
+    /// Units whose start jobs end in `failed`.
+    pub failing: Mutex<Vec<String>>,
+    /// Units whose start jobs never end (an image pull with no network).
+    pub hanging: Mutex<Vec<String>>,
 }
 
 impl FakeSystemd {
@@ -72,6 +76,13 @@ impl Systemd for FakeSystemd {
 
     async fn run_job(&self, action: Action, name: &str) -> anyhow::Result<JobResult> {
         self.record(format!("{action:?} {name}").to_lowercase());
+        if action != Action::Stop && self.failing.lock().unwrap().iter().any(|u| u == name) {
+            return Ok(JobResult::Other("failed".into()));
+        }
+        let hangs = self.hanging.lock().unwrap().iter().any(|u| u == name);
+        if action != Action::Stop && hangs {
+            std::future::pending::<()>().await;
+        }
         let (active, sub) = match action {
             Action::Start | Action::Restart => ("active", "running"),
             Action::Stop => ("inactive", "dead"),

@@ -1,13 +1,16 @@
 #!/bin/bash
-# run.sh — `make bench`: boot machine gear-bench with the staged install, run bench.sh inside
-# it (the figures of docs/benchmarks.md), and take the machine down again.
+# run.sh — `make bench`: boot machine gear-bench (GEAR_BENCH_MACHINE) with the staged install,
+# run bench.sh and idle.sh inside it (the figures of docs/benchmarks.md and docs/idling.md;
+# GEAR_BENCH_SCRIPTS picks others), and take the machine down again.
 #
 #   usage: run.sh STAGE_DIR
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TESTBED=$HERE/../system/testbed.sh
-M=gear-bench
-if [ $# -ne 1 ] || [ ! -d "$1" ]; then sed -n '5p' "$0" | sed 's/^# *//' >&2; exit 2; fi
+M=${GEAR_BENCH_MACHINE:-gear-bench}
+# The scripts to run in it, each printing its table: the agent's figures, then idling's.
+SCRIPTS=${GEAR_BENCH_SCRIPTS:-bench.sh idle.sh}
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then sed -n '6p' "$0" | sed 's/^# *//' >&2; exit 2; fi
 STAGE=$(cd "$1" && pwd)
 
 trap '"$TESTBED" down "$M" || true' EXIT
@@ -16,4 +19,6 @@ trap '"$TESTBED" down "$M" || true' EXIT
 "$TESTBED" down "$M" 2>/dev/null || true
 "$TESTBED" up "$M" --stage "$STAGE"
 "$TESTBED" images "$M"
-"$TESTBED" exec "$M" bash -s < "$HERE/bench.sh"
+for script in $SCRIPTS; do
+  "$TESTBED" exec "$M" bash -s < "$HERE/$script"
+done

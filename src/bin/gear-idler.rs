@@ -1,0 +1,86 @@
+//! gear-idler: idles containers that have had no traffic for their `--idle-after`, and wakes
+//! idle ones on the first connection to a published port. Runs as `gear-idler.service`;
+//! `docs/idling.md` explains how.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use gear::container::lifecycle::Host;
+use gear::container::ports::PortRange;
+use gear::docker::DockerApi;
+use gear::idle::daemon::{Options, run};
+use gear::idle::firewall::Iptables;
+use gear::idle::{queue::NfQueue, rules::QUEUE};
+use gear::paths::Paths;
+use gear::systemd::dbus::Dbus;
+
+/// Idle quiet containers; wake idle ones when a connection comes.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// How often traffic is measured and firewall rules reconciled.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = gear::duration::parse)]
+    tick: Duration,
+    /// How long a wake may take before held connections are let go anyway.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = gear::duration::parse)]
+    wake_timeout: Duration,
+    /// After a failed wake, refuse connections at once for this long before trying again.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = gear::duration::parse)]
+    retry_after: Duration,
+    /// More logging on stderr (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    gear::logging::init(cli.verbose.max(1));
+    match run_idler(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_idler(cli: Cli) -> anyhow::Result<()> {
+    let queue = NfQueue::open(QUEUE)?;
+    let opts = Options {
+        tick: cli.tick.max(Duration::from_millis(100)),
+        wake_timeout: cli.wake_timeout,
+        retry_after: cli.retry_after,
+    };
+    let host = Host::new(
+        Paths::system(),
+        Dbus::new(),
+        DockerApi::default(),
+        PortRange::default(),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        run(Arc::new(host), Arc::new(Iptables), queue, opts, shutdown).await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,338 @@
+//! `gear-idler`'s loop: every tick it reconciles the firewall with the marks and policies
+//! on disk and idles containers that have been quiet long enough; every held SYN wakes the
+//! container that publishes its port, and is let go once that container answers.
+//!
+//! One task owns all state; idling and waking run in tasks of their own (each under the
+//! container's lock) and report back as [`Event`]s, so held packets are released exactly
+//! once, all together, when their container's wake ends.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::firewall::{self, Firewall};
+use super::ops::{self, Woken};
+use super::policy::{self, Tracker};
+use super::queue::{Held, PacketQueue};
+use super::{IdleMode, Locked, marked, unmark};
+use crate::container::lifecycle::Host;
+use crate::container::list::installed;
+use crate::container::ports::{PortNumber, PortPair, PortRange, Ports};
+use crate::docker::Docker;
+use crate::id::{ContainerId, UNIT_PATTERN};
+use crate::systemd::{Systemd, notify};
+
+/// How the idler runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How often traffic is measured and rules reconciled.
+    pub tick: Duration,
+    /// How long a wake may take before held packets are let go anyway.
+    pub wake_timeout: Duration,
+    /// After a failed wake, connections are refused at once for this long (no start storm).
+    pub retry_after: Duration,
+}
+
+/// What an idle or wake task reports.
+#[derive(Debug)]
+pub enum Event {
+    /// A wake ended (the error is already formatted for the journal).
+    Woken {
+        /// The container.
+        id: ContainerId,
+        /// How it ended.
+        outcome: Result<Woken, String>,
+        /// When its first packet came.
+        since: Instant,
+    },
+    /// An idle ended.
+    Idled {
+        /// The container.
+        id: ContainerId,
+        /// `None` when it was idled, else why not.
+        error: Option<String>,
+    },
+}
+
+/// The idler's state.
+#[derive(Debug)]
+pub struct Idler<S, D, F> {
+    host: Arc<Host<S, D>>,
+    fw: Arc<F>,
+    opts: Options,
+    tracker: Tracker,
+    /// Containers being woken, with the packets waiting for them.
+    waking: HashMap<ContainerId, Vec<u64>>,
+    /// Containers being idled.
+    busy: HashSet<ContainerId>,
+    /// When a container last failed to wake.
+    failed: HashMap<ContainerId, Instant>,
+    events: UnboundedSender<Event>,
+}
+
+impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
+    /// An idler, and the receiver of its tasks' events.
+    pub fn new(
+        host: Arc<Host<S, D>>,
+        fw: Arc<F>,
+        opts: Options,
+    ) -> (Idler<S, D, F>, UnboundedReceiver<Event>) {
+        let (events, rx) = unbounded_channel();
+        let idler = Idler {
+            host,
+            fw,
+            opts,
+            tracker: Tracker::new(),
+            waking: HashMap::new(),
+            busy: HashSet::new(),
+            failed: HashMap::new(),
+            events,
+        };
+        (idler, rx)
+    }
+
+    /// A held SYN: let it go unless it is for an idle container, which it then wakes.
+    pub fn packet(&mut self, held: Held, queue: &impl PacketQueue) {
+        let Some((id, internal)) = PortNumber::try_from(held.port).ok().and_then(|port| {
+            self.owner(port)
+                .map(|(id, internal)| (id, (port, internal)))
+        }) else {
+            // Not a gear port (a stale rule; the next tick removes it).
+            return queue.release(vec![held.token]);
+        };
+        if let Some(waiting) = self.waking.get_mut(&id) {
+            return waiting.push(held.token);
+        }
+        let idle = matches!(marked(&self.host.paths, &id), Ok(Some(_)));
+        let recently_failed = self
+            .failed
+            .get(&id)
+            .is_some_and(|t| t.elapsed() < self.opts.retry_after);
+        if !idle || recently_failed {
+            return queue.release(vec![held.token]);
+        }
+        log::info!("waking {id}: connection to port {}", held.port);
+        self.waking.insert(id.clone(), vec![held.token]);
+        let (host, fw, events, timeout) = (
+            self.host.clone(),
+            self.fw.clone(),
+            self.events.clone(),
+            self.opts.wake_timeout,
+        );
+        let port = PortPair {
+            external: internal.0,
+            internal: internal.1,
+        };
+        tokio::spawn(async move {
+            let since = Instant::now();
+            let lock = match Locked::acquire(&host.paths, &id).await {
+                Ok(lock) => lock,
+                Err(e) => {
+                    let outcome = Err(format!("{e:#}"));
+                    let _ = events.send(Event::Woken { id, outcome, since });
+                    return;
+                }
+            };
+            let outcome = ops::wake(&host, &lock, &[port], timeout)
+                .await
+                .map_err(|e| format!("{e:#}"));
+            let woke = matches!(outcome, Ok(Woken::Ready | Woken::NotReady));
+            // Packets go first; the rules change after, still under the lock.
+            let _ = events.send(Event::Woken { id, outcome, since });
+            if woke && let Err(e) = ops::after_wake(&host, fw.as_ref(), &lock).await {
+                log::warn!("{}: updating rules after the wake: {e:#}", lock.id());
+            }
+        });
+    }
+
+    /// Who publishes `port`.
+    fn owner(&self, port: PortNumber) -> Option<(ContainerId, PortNumber)> {
+        match Ports::new(&self.host.paths, PortRange::default()).owner(port) {
+            Ok(owner) => owner,
+            Err(e) => {
+                log::warn!("looking up port {port}: {e:#}");
+                None
+            }
+        }
+    }
+
+    /// A task's report.
+    pub fn event(&mut self, event: Event, queue: &impl PacketQueue) {
+        match event {
+            Event::Woken { id, outcome, since } => {
+                let waiting = self.waking.remove(&id).unwrap_or_default();
+                let (n, ms) = (waiting.len(), since.elapsed().as_millis());
+                queue.release(waiting);
+                self.tracker.forget(&id);
+                match outcome {
+                    Ok(Woken::Ready) => log::info!("woke {id} in {ms} ms; {n} held SYN(s) let go"),
+                    Ok(Woken::NotReady) => log::warn!(
+                        "woke {id}, but its port did not answer within {:?}; {n} held SYN(s) let go",
+                        self.opts.wake_timeout
+                    ),
+                    Ok(Woken::WasAwake) => log::info!("{id} was no longer idle; {n} SYN(s) let go"),
+                    Err(e) => {
+                        log::error!(
+                            "waking {id} failed: {e}; {n} connection(s) refused; it stays idle, the next try after {:?}",
+                            self.opts.retry_after
+                        );
+                        self.failed.insert(id, Instant::now());
+                    }
+                }
+            }
+            Event::Idled { id, error } => {
+                self.busy.remove(&id);
+                self.tracker.forget(&id);
+                if let Some(e) = error {
+                    log::warn!("idling {id}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Lets every waiting packet go (on the way out).
+    pub fn release_all(&mut self, queue: &impl PacketQueue) {
+        for (_, waiting) in self.waking.drain() {
+            queue.release(waiting);
+        }
+    }
+
+    /// One look at every container at `now`: rules made to match the marks and policies,
+    /// quiet containers idled. Returns (idle, watched) counts.
+    ///
+    /// Each container is looked at under its lock, taken before its state is read and kept
+    /// until its rules are written, so a `gear idle`, `stop` or `delete` that `gear-api`
+    /// finishes meanwhile is never undone by rules computed from the state before it. A
+    /// container whose lock is taken is left for the next tick.
+    pub async fn tick(&mut self, now: Instant) -> anyhow::Result<(usize, usize)> {
+        let host = self.host.clone();
+        let listing = firewall::listing(self.fw.as_ref()).await?;
+        let installed: BTreeSet<ContainerId> = installed(&host.paths)?.into_iter().collect();
+        // Containers gone while the idler was away still have rules to remove.
+        let candidates: BTreeSet<ContainerId> = installed
+            .iter()
+            .cloned()
+            .chain(listing.rules.keys().map(|r| r.id.clone()))
+            .filter(|id| !self.waking.contains_key(id) && !self.busy.contains(id))
+            .collect();
+        let mut locks = HashMap::new();
+        for id in candidates {
+            if let Some(lock) = Locked::try_acquire(&host.paths, &id)? {
+                locks.insert(id, lock);
+            }
+        }
+        // Read after the locks: no one can change these containers now.
+        let active: HashSet<String> = host
+            .systemd
+            .list_units(UNIT_PATTERN)
+            .await?
+            .into_iter()
+            .filter(|u| u.active_state == "active")
+            .map(|u| u.name)
+            .collect();
+        let (mut want, mut scope) = (Vec::new(), BTreeSet::new());
+        let (mut idle, mut watched) = (0, 0);
+        let ids: Vec<ContainerId> = locks.keys().cloned().collect();
+        for id in ids {
+            let Some(spec) = host.spec(&id).ok().filter(|_| installed.contains(&id)) else {
+                scope.insert(id); // not (or no longer) installed: no rules
+                continue;
+            };
+            let running = active.contains(&id.unit_name());
+            match marked(&host.paths, &id)? {
+                // Started by hand (systemctl start): running wins.
+                Some(IdleMode::Stop) if running => {
+                    log::info!("{id} runs although marked idle; it is no longer idle");
+                    unmark(&host.paths, &id)?;
+                }
+                Some(_) => {
+                    idle += 1;
+                    scope.insert(id);
+                    want.extend(ops::hold_rules(&spec));
+                    continue;
+                }
+                None => {}
+            }
+            let Some(policy) = spec.idle.filter(|_| running) else {
+                self.tracker.forget(&id);
+                scope.insert(id);
+                continue;
+            };
+            watched += 1;
+            let quiet = self.tracker.observe(&id, listing.counted(&id), now);
+            if policy::due(quiet, policy.after.get()) {
+                // Its lock goes to the idle task, which then owns its rules.
+                let lock = locks.remove(&id).expect("locked above");
+                self.start_idle(lock, policy.mode, quiet);
+                continue;
+            }
+            scope.insert(id);
+            want.extend(ops::running_rules(&spec));
+        }
+        self.tracker
+            .retain(|id| scope.contains(id) || self.busy.contains(id));
+        firewall::sync(self.fw.as_ref(), Some(&scope), &want).await?;
+        drop(locks);
+        Ok((idle, watched))
+    }
+
+    fn start_idle(&mut self, lock: Locked, mode: IdleMode, quiet: Duration) {
+        let id = lock.id().clone();
+        self.busy.insert(id.clone());
+        let (host, fw, events) = (self.host.clone(), self.fw.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let error = match ops::idle(&host, fw.as_ref(), &lock, mode).await {
+                Ok(()) => {
+                    log::info!(
+                        "idled {id} ({mode}) after {} s without traffic",
+                        quiet.as_secs()
+                    );
+                    None
+                }
+                Err(e) => Some(format!("{e:#}")),
+            };
+            drop(lock);
+            let _ = events.send(Event::Idled { id, error });
+        });
+    }
+}
+
+/// Runs the idler until `shutdown` completes: reconciles once, reports READY, then serves.
+pub async fn run<S: Systemd, D: Docker, F: Firewall, Q: PacketQueue>(
+    host: Arc<Host<S, D>>,
+    fw: Arc<F>,
+    mut queue: Q,
+    opts: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let tick = opts.tick;
+    let (mut idler, mut events) = Idler::new(host, fw, opts);
+    // Hold rules first, so idle containers wake from the moment systemd calls us ready.
+    let (idle, watched) = idler.tick(Instant::now()).await?;
+    notify::ready(&format!("{idle} idle, {watched} watched"));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let result = loop {
+        tokio::select! {
+            held = queue.next() => match held {
+                Some(held) => idler.packet(held, &queue),
+                None => break Err(anyhow::anyhow!("the packet queue closed")),
+            },
+            Some(event) = events.recv() => idler.event(event, &queue),
+            _ = interval.tick() => match idler.tick(Instant::now()).await {
+                Ok((idle, watched)) => notify::status(&format!("{idle} idle, {watched} watched")),
+                Err(e) => log::warn!("reconciling: {e:#}"),
+            },
+            () = &mut shutdown => break Ok(()),
+        }
+    };
+    notify::stopping("letting held connections go");
+    idler.release_all(&queue);
+    result
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+//! The idler's decisions against fake systemd, Docker, firewall and queue, with a given clock.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::*;
+use crate::docker::ContainerInfo;
+use crate::docker::fake::FakeDocker;
+use crate::idle::firewall::fake::FakeFirewall;
+use crate::idle::queue::fake::FakeQueue;
+use crate::idle::rules::Kind;
+use crate::systemd::fake::FakeSystemd;
+
+type TestIdler = Idler<FakeSystemd, FakeDocker, FakeFirewall>;
+
+struct Bed {
+    idler: TestIdler,
+    events: UnboundedReceiver<Event>,
+    queue: FakeQueue,
+    host: Arc<Host<FakeSystemd, FakeDocker>>,
+    fw: Arc<FakeFirewall>,
+    external: u16,
+    _app: tokio::net::TcpListener,
+}
+
+/// `web-1`, running, idle after 5 s, its internal port really listening on 127.0.0.1.
+async fn bed(dir: &Path) -> Bed {
+    let docker = FakeDocker::default();
+    docker.images.lock().unwrap().insert("img".into());
+    docker.containers.lock().unwrap().insert(
+        "ctr-web-1".into(),
+        ContainerInfo {
+            running: true,
+            paused: false,
+            ip: Some("127.0.0.1".parse().unwrap()),
+            ..Default::default()
+        },
+    );
+    let host = Arc::new(Host::new(
+        crate::paths::Paths::new(dir),
+        FakeSystemd::default(),
+        docker,
+        PortRange {
+            first: 4000,
+            last: 4099,
+        },
+    ));
+    let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let internal = app.local_addr().unwrap().port();
+    let body = format!(
+        r#"{{"Image":"img","Started":true,"Ports":[{{"Internal":{internal}}}],"Idle":{{"After":"5s"}}}}"#
+    );
+    let id: ContainerId = "web-1".parse().unwrap();
+    let done = host
+        .install(&id, serde_json::from_str(&body).unwrap(), None)
+        .await
+        .unwrap();
+    let fw = Arc::new(FakeFirewall::default());
+    let opts = Options {
+        tick: Duration::from_secs(1),
+        wake_timeout: Duration::from_secs(5),
+        retry_after: Duration::from_secs(60),
+    };
+    let (idler, events) = Idler::new(host.clone(), fw.clone(), opts);
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let queue = FakeQueue {
+        rx,
+        released: Arc::new(Mutex::new(Vec::new())),
+    };
+    Bed {
+        idler,
+        events,
+        queue,
+        host,
+        fw,
+        external: done.ports[0].external.get(),
+        _app: app,
+    }
+}
+
+impl Bed {
+    async fn next_event(&mut self) {
+        let e = self.events.recv().await.unwrap();
+        self.idler.event(e, &self.queue);
+    }
+
+    fn released(&self) -> Vec<u64> {
+        self.queue.released.lock().unwrap().clone()
+    }
+
+    fn held(&self, token: u64) -> Held {
+        Held {
+            token,
+            port: self.external,
+        }
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.fw.rule_lines()
+    }
+}
+
+fn id() -> ContainerId {
+    "web-1".parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_quiet_container_is_idled_and_a_busy_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = bed(dir.path()).await;
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    // First look: the counting rule appears.
+    assert_eq!(b.idler.tick(at(0)).await.unwrap(), (0, 1));
+    assert!(b.kinds().iter().any(|l| l.contains("gear-count:web-1")));
+    b.idler.tick(at(1)).await.unwrap();
+    // Traffic at 4 s keeps it up past 6 s.
+    b.fw.count("gear-count:web-1", 3);
+    b.idler.tick(at(4)).await.unwrap();
+    b.idler.tick(at(8)).await.unwrap();
+    assert!(b.idler.busy.is_empty());
+    assert_eq!(b.host.systemd.active_state("ctr-web-1.service"), "active");
+    // Quiet from 4 s: idled at 9 s.
+    b.idler.tick(at(9)).await.unwrap();
+    assert!(b.idler.busy.contains(&id()));
+    b.next_event().await;
+    assert_eq!(b.host.systemd.active_state("ctr-web-1.service"), "inactive");
+    assert_eq!(marked(&b.host.paths, &id()).unwrap(), Some(IdleMode::Stop));
+    assert_eq!(b.idler.tick(at(10)).await.unwrap(), (1, 0));
+    let lines = b.kinds();
+    assert!(
+        lines.iter().any(|l| l.contains("gear-idle:web-1")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("gear-count:web-1")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn first_syns_wake_it_and_all_go_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = bed(dir.path()).await;
+    let lock = Locked::acquire(&b.host.paths, &id()).await.unwrap();
+    ops::idle(&b.host, b.fw.as_ref(), &lock, IdleMode::Stop)
+        .await
+        .unwrap();
+    drop(lock);
+    for token in 1..=3 {
+        b.idler.packet(b.held(token), &b.queue);
+    }
+    assert!(b.released().is_empty(), "held until it answers");
+    b.next_event().await;
+    assert_eq!(b.released(), [1, 2, 3]);
+    assert_eq!(b.host.systemd.active_state("ctr-web-1.service"), "active");
+    assert_eq!(marked(&b.host.paths, &id()).unwrap(), None);
+    // Once awake, SYNs go at once.
+    b.idler.packet(b.held(4), &b.queue);
+    assert_eq!(b.released(), [1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn a_failed_wake_refuses_and_does_not_retry_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = bed(dir.path()).await;
+    let lock = Locked::acquire(&b.host.paths, &id()).await.unwrap();
+    ops::idle(&b.host, b.fw.as_ref(), &lock, IdleMode::Stop)
+        .await
+        .unwrap();
+    drop(lock);
+    b.host
+        .systemd
+        .failing
+        .lock()
+        .unwrap()
+        .push("ctr-web-1.service".into());
+    b.idler.packet(b.held(1), &b.queue);
+    b.next_event().await;
+    assert_eq!(b.released(), [1]);
+    assert_eq!(marked(&b.host.paths, &id()).unwrap(), Some(IdleMode::Stop));
+    let starts = |b: &Bed| {
+        let calls = b.host.systemd.calls.lock().unwrap();
+        calls.iter().filter(|c| c.starts_with("start")).count()
+    };
+    let before = starts(&b);
+    b.idler.packet(b.held(2), &b.queue);
+    assert_eq!(b.released(), [1, 2]);
+    assert_eq!(starts(&b), before, "no new start within retry_after");
+}
+
+#[tokio::test]
+async fn other_ports_and_stopped_containers_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = bed(dir.path()).await;
+    b.idler.packet(Held { token: 7, port: 9 }, &b.queue);
+    // A stopped (not idle) container: its SYN goes on to a refusal, no start.
+    b.host.stop(&id()).await.unwrap();
+    b.idler.packet(b.held(8), &b.queue);
+    assert_eq!(b.released(), [7, 8]);
+    // Deleted: its rules go at the next look.
+    b.idler.tick(Instant::now()).await.unwrap();
+    b.host.delete(&id()).await.unwrap();
+    crate::idle::firewall::sync_one(
+        b.fw.as_ref(),
+        &id(),
+        &[crate::idle::rules::Rule {
+            kind: Kind::Hold,
+            id: id(),
+            port: b.external.try_into().unwrap(),
+        }],
+    )
+    .await
+    .unwrap();
+    b.idler.tick(Instant::now()).await.unwrap();
+    assert!(!b.kinds().iter().any(|l| l.contains("web-1")));
+}

@@ -1,0 +1,212 @@
+//! The seam where held SYNs arrive and are let go: [`PacketQueue`]. [`NfQueue`] reads the
+//! kernel's NFQUEUE (the `nfq` crate, netlink without libnetfilter_queue) on a thread of its
+//! own; [`fake::FakeQueue`] is a pair of channels for tests.
+//!
+//! A held packet is only ever accepted, never dropped: once its container runs, it goes on
+//! to it; if the container could not be started, it goes on to a refusal (nothing listens
+//! on the port any more), which the client sees at once instead of retrying into a void.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+/// One held packet: a handle to let it go, and the TCP port it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// Names the packet in [`PacketQueue::release`].
+    pub token: u64,
+    /// Its TCP destination port (a published host port).
+    pub port: u16,
+}
+
+/// Where held packets come from.
+pub trait PacketQueue: Send + 'static {
+    /// The next held packet; `None` once the queue is gone.
+    fn next(&mut self) -> impl Future<Output = Option<Held>> + Send;
+    /// Lets these packets go on their way, in this order.
+    fn release(&self, tokens: Vec<u64>);
+}
+
+/// The TCP destination port of an IPv4 or IPv6 packet, if it is TCP.
+pub fn tcp_dport(packet: &[u8]) -> Option<u16> {
+    let offset = match packet.first()? >> 4 {
+        4 if packet.get(9) == Some(&6) => usize::from(packet[0] & 0x0f) * 4,
+        // IPv6 without extension headers: what a SYN looks like.
+        6 if packet.get(6) == Some(&6) => 40,
+        _ => return None,
+    };
+    let port = packet.get(offset + 2..offset + 4)?;
+    Some(u16::from_be_bytes([port[0], port[1]]))
+}
+
+/// [`PacketQueue`] on the kernel's NFQUEUE `num`.
+#[derive(Debug)]
+pub struct NfQueue {
+    held: tokio::sync::mpsc::UnboundedReceiver<Held>,
+    release: std::sync::mpsc::Sender<Vec<u64>>,
+}
+
+impl NfQueue {
+    /// Binds queue `num` (needs CAP_NET_ADMIN) and starts reading it.
+    pub fn open(num: u16) -> anyhow::Result<NfQueue> {
+        let mut q = nfq::Queue::open().context("opening a netfilter queue socket")?;
+        q.bind(num)
+            .with_context(|| format!("binding NFQUEUE {num} (is another gear-idler running?)"))?;
+        // Headers are all we read; a full queue lets packets through rather than dropping.
+        q.set_copy_range(num, 128)?;
+        q.set_queue_max_len(num, 4096)?;
+        q.set_fail_open(num, true)?;
+        let (held_tx, held) = tokio::sync::mpsc::unbounded_channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("nfqueue".into())
+            .spawn(move || {
+                if let Err(e) = pump(q, held_tx, release_rx) {
+                    log::error!("the packet queue failed: {e:#}");
+                }
+            })
+            .context("starting the queue thread")?;
+        Ok(NfQueue { held, release })
+    }
+}
+
+impl PacketQueue for NfQueue {
+    async fn next(&mut self) -> Option<Held> {
+        self.held.recv().await
+    }
+
+    fn release(&self, tokens: Vec<u64>) {
+        let _ = self.release.send(tokens);
+    }
+}
+
+/// The queue thread. `nfq::Queue` is blocking and needs `&mut` for both reading and
+/// verdicts, and exposes no fd to poll. So: while nothing is held it blocks in `recv` (no
+/// verdict can be due); while packets are held it alternates between non-blocking reads
+/// and waiting up to a millisecond for releases.
+fn pump(
+    mut q: nfq::Queue,
+    held_tx: tokio::sync::mpsc::UnboundedSender<Held>,
+    releases: std::sync::mpsc::Receiver<Vec<u64>>,
+) -> anyhow::Result<()> {
+    let mut held: HashMap<u64, nfq::Message> = HashMap::new();
+    let mut next_token = 0u64;
+    let mut accept = |q: &mut nfq::Queue, mut msg: nfq::Message| {
+        msg.set_verdict(nfq::Verdict::Accept);
+        q.verdict(msg).context("giving a verdict")
+    };
+    loop {
+        q.set_nonblocking(!held.is_empty());
+        match q.recv() {
+            Ok(msg) => match tcp_dport(msg.get_payload()) {
+                Some(port) => {
+                    next_token += 1;
+                    if held_tx
+                        .send(Held {
+                            token: next_token,
+                            port,
+                        })
+                        .is_err()
+                    {
+                        // The idler is shutting down: nobody will release it.
+                        accept(&mut q, msg)?;
+                        continue;
+                    }
+                    held.insert(next_token, msg);
+                }
+                None => accept(&mut q, msg)?,
+            },
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                match releases.recv_timeout(Duration::from_millis(1)) {
+                    Ok(tokens) => release_all(&mut q, &mut held, tokens, &mut accept)?,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        // Shutting down: let every held packet go before the socket closes
+                        // (closing it would drop them).
+                        let all: Vec<u64> = held.keys().copied().collect();
+                        release_all(&mut q, &mut held, all, &mut accept)?;
+                        return Ok(());
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("reading the queue"),
+        }
+        while let Ok(tokens) = releases.try_recv() {
+            release_all(&mut q, &mut held, tokens, &mut accept)?;
+        }
+    }
+}
+
+fn release_all(
+    q: &mut nfq::Queue,
+    held: &mut HashMap<u64, nfq::Message>,
+    tokens: Vec<u64>,
+    accept: &mut impl FnMut(&mut nfq::Queue, nfq::Message) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for t in tokens {
+        if let Some(msg) = held.remove(&t) {
+            accept(q, msg)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! Held packets a test sends in, releases it reads back.
+
+    use std::sync::{Arc, Mutex};
+
+    use super::{Held, PacketQueue};
+
+    /// The test's side: send packets with `packets`, read `released`.
+    #[derive(Debug)]
+    pub struct FakeQueue {
+        /// Where the idler reads packets from.
+        pub rx: tokio::sync::mpsc::UnboundedReceiver<Held>,
+        /// Every release, in order.
+        pub released: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl PacketQueue for FakeQueue {
+        async fn next(&mut self) -> Option<Held> {
+            self.rx.recv().await
+        }
+
+        fn release(&self, tokens: Vec<u64>) {
+            self.released.lock().unwrap().extend(tokens);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tcp_dport;
+
+    #[test]
+    fn finds_the_destination_port() {
+        // IPv4, IHL 5, TCP, then source port 40000 and destination port 4000.
+        let mut v4 = vec![0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 6, 0, 0];
+        v4.extend([127, 0, 0, 1, 127, 0, 0, 1]);
+        v4.extend([0x9c, 0x40, 0x0f, 0xa0]);
+        assert_eq!(tcp_dport(&v4), Some(4000));
+        // With 4 bytes of IP options (IHL 6).
+        let mut opts = v4.clone();
+        opts[0] = 0x46;
+        opts.splice(20..20, [1, 1, 1, 0]);
+        assert_eq!(tcp_dport(&opts), Some(4000));
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
+        v6.extend([0; 32]);
+        v6.extend([0x9c, 0x40, 0x1f, 0x90]);
+        assert_eq!(tcp_dport(&v6), Some(8080));
+        let mut udp = v4.clone();
+        udp[9] = 17;
+        assert_eq!(tcp_dport(&udp), None);
+        assert_eq!(tcp_dport(&v4[..21]), None);
+        assert_eq!(tcp_dport(&[]), None);
+    }
+}
