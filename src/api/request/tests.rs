@@ -1,0 +1,164 @@
+//! Tests of `request`.
+
+use super::*;
+
+fn parse(method: Method, target: &str) -> Result<Request, Error> {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    Request::parse(&method, path, query, b"")
+}
+
+#[test]
+fn every_request_round_trips_through_http() {
+    let id: ContainerId = "my_app.1".parse().unwrap();
+    let body: InstallRequest = serde_json::from_str(
+        r#"{"Image":"gear-test/httpd","Started":true,"Ports":[{"Internal":8080}]}"#,
+    )
+    .unwrap();
+    for req in [
+        Request::ListContainers { all: false },
+        Request::ListContainers { all: true },
+        Request::StopAll,
+        Request::SetLinks(vec![ContainerLinks {
+            id: id.clone(),
+            network_links: vec!["127.0.0.2:8081:9.8.23.14:8080".parse().unwrap()],
+        }]),
+        Request::Install {
+            id: id.clone(),
+            body: body.clone(),
+            progress: false,
+        },
+        Request::Install {
+            id: id.clone(),
+            body,
+            progress: true,
+        },
+        Request::Delete(id.clone()),
+        Request::Status(id.clone()),
+        Request::Ports(id.clone()),
+        Request::Start(id.clone()),
+        Request::Stop(id.clone()),
+        Request::Restart(id.clone()),
+        Request::Log {
+            id: id.clone(),
+            opts: LogOptions {
+                lines: 7,
+                follow: false,
+                timeout: Duration::from_secs(3),
+            },
+        },
+        Request::GetEnvironment(id.clone()),
+        Request::SetEnvironment {
+            id: id.clone(),
+            body: serde_json::from_str(r#"{"Variables":[{"Name":"A","Value":"b c"}]}"#).unwrap(),
+            reset: true,
+        },
+        Request::SetEnvironment {
+            id: id.clone(),
+            body: Default::default(),
+            reset: false,
+        },
+        Request::Idle {
+            id: id.clone(),
+            mode: None,
+        },
+        Request::Idle {
+            id: id.clone(),
+            mode: Some(IdleMode::Freeze),
+        },
+        Request::Unidle(id.clone()),
+        Request::SetIdlePolicy {
+            id: id.clone(),
+            policy: Some(serde_json::from_str(r#"{"After":"5m","Mode":"freeze"}"#).unwrap()),
+        },
+        Request::SetIdlePolicy { id, policy: None },
+    ] {
+        let (path, query) = match req.path_and_query().split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (req.path_and_query(), None),
+        };
+        let body = req.body().unwrap_or_default();
+        let back = Request::parse(&req.method(), &path, query.as_deref(), &body).unwrap();
+        assert_eq!(back, req);
+    }
+}
+
+#[test]
+fn list_containers_query() {
+    assert_eq!(
+        parse(Method::GET, "/containers?all=true").unwrap(),
+        Request::ListContainers { all: true }
+    );
+    assert_eq!(
+        parse(Method::GET, "/containers/").unwrap(),
+        Request::ListContainers { all: false }
+    );
+    assert!(matches!(
+        parse(Method::GET, "/containers?all=maybe"),
+        Err(Error::BadRequest(_))
+    ));
+}
+
+#[test]
+fn container_routes_validate_ids_and_bodies() {
+    assert!(matches!(
+        parse(Method::GET, "/container/ab/status"),
+        Err(Error::InvalidId(_))
+    ));
+    assert!(matches!(
+        parse(Method::PUT, "/container/web-1"),
+        Err(Error::BadRequest(_))
+    ));
+    assert!(matches!(
+        Request::parse(
+            &Method::PUT,
+            "/container/web-1",
+            None,
+            br#"{"Image":"a b"}"#
+        ),
+        Err(Error::BadRequest(_))
+    ));
+    assert!(matches!(
+        parse(Method::GET, "/container/web-1/started"),
+        Err(Error::MethodNotAllowed { .. })
+    ));
+    assert!(matches!(
+        parse(Method::GET, "/container/web-1/nope"),
+        Err(Error::NoRoute(_))
+    ));
+}
+
+#[test]
+fn idle_routes_validate_mode_and_policy() {
+    assert!(matches!(
+        parse(Method::PUT, "/container/web-1/idle?mode=nap"),
+        Err(Error::BadRequest(_))
+    ));
+    assert!(matches!(
+        parse(Method::GET, "/container/web-1/idle"),
+        Err(Error::MethodNotAllowed { .. })
+    ));
+    assert!(matches!(
+        Request::parse(
+            &Method::PUT,
+            "/container/web-1/idle-policy",
+            None,
+            br#"{"After":"100ms"}"#
+        ),
+        Err(Error::BadRequest(_))
+    ));
+}
+
+#[test]
+fn unknown_routes_and_methods() {
+    assert!(matches!(
+        parse(Method::GET, "/nope"),
+        Err(Error::NoRoute(_))
+    ));
+    assert!(matches!(
+        parse(Method::POST, "/containers"),
+        Err(Error::MethodNotAllowed { .. })
+    ));
+}

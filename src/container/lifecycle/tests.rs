@@ -1,0 +1,224 @@
+//! Tests of `lifecycle`.
+
+use super::*;
+use crate::docker::fake::FakeDocker;
+use crate::linker::fake::FakeNetns;
+use crate::systemd::fake::FakeSystemd;
+
+fn host(dir: &Path) -> Host<FakeSystemd, FakeDocker, FakeNetns> {
+    let docker = FakeDocker::default();
+    docker.images.lock().unwrap().insert("img".into());
+    docker.pullable.lock().unwrap().insert("remote/img".into());
+    Host::new(
+        Paths::new(dir),
+        FakeSystemd::default(),
+        docker,
+        PortRange {
+            first: 4000,
+            last: 4099,
+        },
+    )
+    .with_netns(FakeNetns::default())
+}
+
+fn req(json: &str) -> InstallRequest {
+    serde_json::from_str(json).unwrap()
+}
+
+fn id(s: &str) -> ContainerId {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn install_start_stop_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let web = id("web-1");
+    let done = h
+        .install(
+            &web,
+            req(r#"{"Image":"img","Started":true,"Ports":[{"Internal":8080}]}"#),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.ports.len(), 1);
+    assert!(h.is_installed(&web));
+    let unit = std::fs::read_to_string(h.paths.unit_file(&web)).unwrap();
+    assert!(unit.starts_with(unit::GENERATED_HEADER));
+    assert!(unit.contains(&format!(
+        "\"--publish\" \"{}:8080\"",
+        done.ports[0].external
+    )));
+    let wants = h.paths.active_wants_dir().join(web.unit_name());
+    assert_eq!(std::fs::read_link(&wants).unwrap(), h.paths.unit_file(&web));
+    assert_eq!(h.systemd.active_state("ctr-web-1.service"), "active");
+
+    h.stop(&web).await.unwrap();
+    assert!(!wants.exists());
+    assert_eq!(h.systemd.active_state("ctr-web-1.service"), "inactive");
+
+    h.delete(&web).await.unwrap();
+    assert!(!h.is_installed(&web));
+    assert!(!h.paths.spec_file(&web).exists());
+    assert!(Ports::new(&h.paths, h.port_range).all().unwrap().is_empty());
+    assert!(matches!(h.delete(&web).await, Err(Error::NotInstalled(_))));
+    assert!(
+        h.docker
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&"rm ctr-web-1".to_string())
+    );
+}
+
+#[tokio::test]
+async fn stop_all_stops_and_unlinks_every_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    for name in ["web-1", "web-2"] {
+        h.install(&id(name), req(r#"{"Image":"img","Started":true}"#), None)
+            .await
+            .unwrap();
+    }
+    let stopped = h.stop_all().await.unwrap();
+    assert_eq!(stopped, [id("web-1"), id("web-2")]);
+    assert_eq!(h.systemd.active_state("ctr-web-2.service"), "inactive");
+    assert!(
+        !h.paths
+            .active_wants_dir()
+            .join("ctr-web-1.service")
+            .exists()
+    );
+    assert!(h.is_installed(&id("web-1")));
+}
+
+#[tokio::test]
+async fn links_are_kept_across_reinstalls_and_applied_to_a_running_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let web = id("web-1");
+    h.install(
+        &web,
+        req(r#"{"Image":"img","NetworkLinks":[{"FromPort":80,"ToHost":"h2","ToPort":4000}]}"#),
+        None,
+    )
+    .await
+    .unwrap();
+    h.install(&web, req(r#"{"Image":"img"}"#), None)
+        .await
+        .unwrap();
+    assert_eq!(h.spec(&web).unwrap().links.len(), 1);
+    // Not running: stored only.
+    h.set_links(&web, vec![]).await.unwrap();
+    assert!(h.netns.runs.lock().unwrap().is_empty());
+    let gateway = std::net::Ipv4Addr::new(10, 0, 0, 1);
+    h.docker.containers.lock().unwrap().insert(
+        "ctr-web-1".into(),
+        crate::docker::ContainerInfo {
+            running: true,
+            pid: 7,
+            gateway: Some(gateway),
+            ..Default::default()
+        },
+    );
+    h.set_links(&web, vec!["127.0.0.2:81:10.0.0.9:4001".parse().unwrap()])
+        .await
+        .unwrap();
+    let runs = h.netns.runs.lock().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].2.contains("--to-destination 10.0.0.9:4001"));
+    assert!(matches!(h.spec(&id("nope")), Err(Error::NotInstalled(_))));
+}
+
+#[tokio::test]
+async fn unpullable_image_installs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let err = h
+        .install(
+            &id("web-1"),
+            req(r#"{"Image":"no/such","Ports":[{"Internal":80}]}"#),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(err, Err(Error::ImageUnavailable { .. })),
+        "{err:?}"
+    );
+    assert!(!h.is_installed(&id("web-1")));
+    assert!(Ports::new(&h.paths, h.port_range).all().unwrap().is_empty());
+    // A pullable one is pulled first.
+    h.install(&id("web-2"), req(r#"{"Image":"remote/img"}"#), None)
+        .await
+        .unwrap();
+    assert!(
+        h.docker
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&"pull remote/img".to_string())
+    );
+}
+
+#[tokio::test]
+async fn delete_leaves_neighbours_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    for name in ["web-1", "we_b.2"] {
+        h.install(&id(name), req(r#"{"Image":"img","Ports":[{"Internal":80}],"Environment":{"Variables":[{"Name":"A","Value":"1"}]}}"#), None)
+            .await
+            .unwrap();
+    }
+    h.delete(&id("web-1")).await.unwrap();
+    let other = id("we_b.2");
+    assert!(h.is_installed(&other));
+    assert!(h.paths.env_file(&other).exists());
+    assert_eq!(
+        Ports::new(&h.paths, h.port_range)
+            .reserved(&other)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn environment_is_patched_in_order_or_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let web = id("web-1");
+    let env = |text: &str| Environment::parse(text).unwrap();
+    assert_eq!(h.environment(&web).unwrap(), None);
+    h.set_environment(&web, env("A=1\nB=2\n"), false)
+        .await
+        .unwrap();
+    let got = h
+        .set_environment(&web, env("B=3\nC=4\n"), false)
+        .await
+        .unwrap();
+    assert_eq!(got.render(), "A=1\nB=3\nC=4\n");
+    let got = h.set_environment(&web, env("Z=9\n"), true).await.unwrap();
+    assert_eq!(h.environment(&web).unwrap(), Some(got));
+    // An install without variables keeps them.
+    h.install(&web, req(r#"{"Image":"img"}"#), None)
+        .await
+        .unwrap();
+    assert_eq!(h.environment(&web).unwrap().unwrap().render(), "Z=9\n");
+}
+
+#[tokio::test]
+async fn reinstall_keeps_ports_and_operations_need_an_installed_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let web = id("web-1");
+    let body = r#"{"Image":"img","Ports":[{"Internal":8080}]}"#;
+    let first = h.install(&web, req(body), None).await.unwrap();
+    let second = h.install(&web, req(body), None).await.unwrap();
+    assert_eq!(first.ports, second.ports);
+    assert!(matches!(
+        h.start(&id("nope")).await,
+        Err(Error::NotInstalled(_))
+    ));
+    assert!(matches!(h.spec(&id("nope")), Err(Error::NotInstalled(_))));
+}

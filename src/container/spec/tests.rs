@@ -1,0 +1,70 @@
+//! Tests of `spec`.
+
+use super::*;
+
+#[test]
+fn images() {
+    for ok in [
+        "busybox",
+        "gear-test/httpd:latest",
+        "reg:5000/a/b@sha256:abc",
+        "a_b.c",
+    ] {
+        assert_eq!(ok.parse::<Image>().unwrap().as_str(), ok);
+    }
+    for bad in ["", "-rm", "a b", "a\nb", "a;b", "x$y", "%n"] {
+        assert!(bad.parse::<Image>().is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn slices_take_geard_names() {
+    assert_eq!(
+        "container-small".parse::<SliceName>().unwrap().as_str(),
+        "container-small.slice"
+    );
+    assert_eq!(
+        "web.slice".parse::<SliceName>().unwrap().as_str(),
+        "web.slice"
+    );
+    for bad in ["", ".slice", "a/b", "a.b", "-x", "a\n"] {
+        assert!(bad.parse::<SliceName>().is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn slice_cgroup_paths_nest_like_systemd() {
+    let path = |s: &str| s.parse::<SliceName>().unwrap().cgroup_path();
+    assert_eq!(path("container"), "/container.slice");
+    assert_eq!(
+        path("container-small.slice"),
+        "/container.slice/container-small.slice"
+    );
+    assert_eq!(path("a-b-c"), "/a.slice/a-b.slice/a-b-c.slice");
+}
+
+#[test]
+fn limits() {
+    assert_eq!("512M".parse::<Memory>().unwrap().bytes(), 512 << 20);
+    assert_eq!("1G".parse::<Memory>().unwrap().to_string(), "1G");
+    assert!("1K".parse::<Memory>().is_err());
+    assert!("lots".parse::<Memory>().is_err());
+    assert_eq!("0.5".parse::<Cpus>().unwrap().to_string(), "0.50");
+    assert_eq!("2".parse::<Cpus>().unwrap().to_string(), "2");
+    assert_eq!(".25".parse::<Cpus>().unwrap().to_string(), "0.25");
+    for bad in ["0", "", ".", "1.234", "-1", "x"] {
+        assert!(bad.parse::<Cpus>().is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn install_request_is_geard_compatible() {
+    let req: InstallRequest = serde_json::from_str(
+        r#"{"Image": "pmorie/sti-html-app", "Started":true, "Ports":[{"Internal":8080}]}"#,
+    )
+    .unwrap();
+    assert!(req.started);
+    assert_eq!(req.ports.len(), 1);
+    assert!(serde_json::from_str::<InstallRequest>(r#"{"Image":"a","Startd":true}"#).is_err());
+    assert!(serde_json::from_str::<InstallRequest>(r#"{"Image":"a\nb"}"#).is_err());
+}
