@@ -1,0 +1,525 @@
+//! The `gear` command line: its flags and subcommands (the man page, as clap
+//! definitions) and what each subcommand does. `src/bin/gear.rs` parses and calls [`run`].
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use super::container::{each, field, install_each};
+use super::{Remote, deploy, list, token};
+use crate::api::Request;
+use crate::container::environment::{Environment, EnvironmentBody};
+use crate::container::logs::LogOptions;
+use crate::container::ports::PortRequest;
+use crate::container::spec::{Cpus, Image, InstallRequest, Memory, RestartPolicy, SliceName};
+use crate::links::NetworkLink;
+use crate::locator::{HostAddr, Locator};
+
+/// Install Docker images as containers supervised by systemd, on this host or many.
+///
+/// Every command talks to the gear agent (gear-api) on the hosts it names, in parallel.
+/// A host is HOST or HOST:PORT (default port 43273); a container is HOST[:PORT]/ID.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+pub struct Cli {
+    /// How long one agent may take to answer.
+    #[arg(long, global = true, default_value = "60s", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+    /// More logging on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install IMAGE as a container on each LOCATOR (HOST[:PORT]/ID); update it if it exists.
+    ///
+    /// The container runs as the systemd unit ctr-ID.service. An update takes effect at
+    /// the next start.
+    Install(InstallArgs),
+    /// Start containers (and start them at every boot).
+    Start {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Stop containers (and keep them stopped at boot).
+    Stop {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Restart containers.
+    Restart {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Show the state of containers.
+    Status {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+        /// Print each agent's JSON answer, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop every container on the hosts, and keep them stopped at boot (nothing is removed).
+    Purge {
+        /// Hosts (default: localhost).
+        #[arg(value_name = "HOST[:PORT]")]
+        hosts: Vec<HostAddr>,
+    },
+    /// Set the network links of containers (replacing their links; none clears them).
+    ///
+    /// Inside each container, LOCALIP:LOCALPORT then leads to REMOTEHOST:REMOTEPORT; a
+    /// running container gets the new links at once.
+    Link {
+        /// A link, [LOCALIP:]LOCALPORT:REMOTEHOST:REMOTEPORT (repeatable).
+        #[arg(short = 'n', long = "net-link", value_name = "LINK")]
+        links: Vec<NetworkLink>,
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Deploy a deployment file (geard's format) over hosts, and record where each instance
+    /// went in FILE.instances.json; deploying again (the same file or the instances file)
+    /// changes only what differs.
+    Deploy {
+        /// The deployment file.
+        file: std::path::PathBuf,
+        /// Hosts to deploy over (default: localhost). With several, name each by an
+        /// address the others reach.
+        #[arg(value_name = "HOST[:PORT]")]
+        hosts: Vec<HostAddr>,
+        /// Where to write the instances file (default: NAME.instances.json here).
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Make a token that lets other hosts use this host's agent (run as root on the agent's
+    /// host); it is added to /etc/gear/tokens and printed. Clients send it from $GEAR_TOKEN
+    /// or ~/.config/gear/token.
+    NewToken,
+    /// Print a container's log (its unit's journal), following it for a while.
+    Logs {
+        /// The container, as HOST[:PORT]/ID.
+        locator: Locator,
+        /// How many past lines to start with.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: u32,
+        /// Print what is there and end, without following.
+        #[arg(long)]
+        no_follow: bool,
+        /// How long to follow new lines.
+        #[arg(long = "for", value_name = "DURATION", default_value = "30s", value_parser = crate::duration::parse)]
+        follow_for: Duration,
+    },
+    /// Print the environment (KEY=VALUE lines) of containers.
+    Env {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Set environment variables of containers; they apply from the next start.
+    ///
+    /// Arguments with '=' are variables, the others are containers:
+    /// `gear set-env localhost/web-1 A=1 B=2`.
+    SetEnv {
+        /// Containers (HOST[:PORT]/ID) and variables (KEY=VALUE), in any order.
+        #[arg(required = true, value_name = "LOCATOR|KEY=VALUE")]
+        args: Vec<String>,
+        /// Also read variables from a file of KEY=VALUE lines.
+        #[arg(long, value_name = "FILE")]
+        env_file: Option<std::path::PathBuf>,
+        /// Replace the whole environment instead of updating it.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Stop containers and remove them with everything they own (unit, ports, environment).
+    Delete {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Idle containers now: stop them (or, with --freeze, freeze them) until the first
+    /// connection to one of their published ports wakes them.
+    Idle {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+        /// Freeze instead of stopping: memory stays, waking is quicker.
+        #[arg(long)]
+        freeze: bool,
+    },
+    /// Wake idle containers now; answers once their ports accept connections.
+    Unidle {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Set when containers idle by themselves (gear-idler watches their traffic).
+    IdlePolicy {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+        /// Idle after this long without traffic to the published ports (e.g. 5m).
+        #[arg(long, value_name = "DURATION", required_unless_present = "off")]
+        after: Option<crate::idle::IdleAfter>,
+        /// Freeze instead of stopping.
+        #[arg(long, conflicts_with = "off")]
+        freeze: bool,
+        /// Never idle by themselves again.
+        #[arg(long, conflicts_with = "after")]
+        off: bool,
+    },
+    /// List the containers on one or more hosts.
+    ListUnits {
+        /// Hosts to ask (default: localhost).
+        #[arg(value_name = "HOST[:PORT]")]
+        hosts: Vec<HostAddr>,
+        /// Include installed containers that systemd has not loaded.
+        #[arg(short, long)]
+        all: bool,
+        /// Print JSON for scripts instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The Docker image to run (pulled if the host does not have it).
+    pub image: Image,
+    /// Where to install it: HOST[:PORT]/ID, one or more.
+    #[arg(required = true)]
+    pub locators: Vec<Locator>,
+    /// Start it now, and at every boot.
+    #[arg(long)]
+    pub start: bool,
+    /// Publish container port INTERNAL on host port EXTERNAL; 0 picks a free host port.
+    #[arg(short, long = "publish", value_name = "INTERNAL:EXTERNAL")]
+    pub ports: Vec<PortRequest>,
+    /// Set an environment variable (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = Environment::parse_assignment)]
+    pub env: Vec<crate::container::environment::Variable>,
+    /// Read environment variables from a file of KEY=VALUE lines.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<std::path::PathBuf>,
+    /// The systemd slice to run in (default container.slice).
+    #[arg(long, value_name = "SLICE")]
+    pub slice: Option<SliceName>,
+    /// Memory limit, e.g. 256M or 1G.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<Memory>,
+    /// CPU limit in CPUs, e.g. 0.5.
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<Cpus>,
+    /// A network link inside the container, [LOCALIP:]LOCALPORT:REMOTEHOST:REMOTEPORT
+    /// (repeatable; LOCALIP defaults to 127.0.0.1).
+    #[arg(short = 'n', long = "net-link", value_name = "LINK")]
+    pub links: Vec<NetworkLink>,
+    /// What systemd does when the container exits: no, on-failure (default) or always.
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<RestartPolicy>,
+    /// Idle it after this long without traffic to its published ports (e.g. 5m); the
+    /// first connection wakes it. Off by default.
+    #[arg(long, value_name = "DURATION")]
+    pub idle_after: Option<crate::idle::IdleAfter>,
+    /// How it idles: stop (default; no process left) or freeze (memory kept, quicker wake).
+    #[arg(long, value_name = "MODE", requires = "idle_after")]
+    pub idle_mode: Option<crate::idle::IdleMode>,
+}
+
+/// The variables of an `--env-file` (none without one).
+pub fn env_from_file(path: Option<&std::path::Path>) -> anyhow::Result<Environment> {
+    let Some(path) = path else {
+        return Ok(Environment::new());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Environment::parse(&text).with_context(|| format!("in {}", path.display()))
+}
+
+impl InstallArgs {
+    /// The install request these flags describe.
+    pub fn request(&self) -> anyhow::Result<InstallRequest> {
+        let mut env = env_from_file(self.env_file.as_deref())?;
+        for v in &self.env {
+            env.set(v.clone());
+        }
+        Ok(InstallRequest {
+            image: self.image.clone(),
+            started: self.start,
+            ports: self.ports.clone(),
+            environment: (!env.is_empty()).then(|| EnvironmentBody::from(env)),
+            systemd_slice: self.slice.clone(),
+            memory: self.memory,
+            cpus: self.cpus,
+            restart: self.restart,
+            network_links: (!self.links.is_empty()).then(|| self.links.clone()),
+            idle: self.idle_after.map(|after| crate::idle::IdlePolicy {
+                after,
+                mode: self.idle_mode.unwrap_or_default(),
+            }),
+        })
+    }
+}
+
+/// Runs one command; `Ok(false)` when some host or container failed (already reported).
+pub async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let remote = Remote {
+        timeout: cli.timeout,
+        token: token()?,
+    };
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    match cli.command {
+        Command::ListUnits {
+            mut hosts,
+            all,
+            json,
+        } => {
+            if hosts.is_empty() {
+                hosts.push(HostAddr::localhost());
+            }
+            list::list_units(&remote, &hosts, all, json, &mut out, &mut err).await
+        }
+        Command::Install(args) => {
+            let body = args.request()?;
+            install_each(&remote, &args.locators, &body, &mut out, &mut err).await
+        }
+        Command::Start { locators } => {
+            act(&remote, &locators, Request::Start, &mut out, &mut err).await
+        }
+        Command::Stop { locators } => {
+            act(&remote, &locators, Request::Stop, &mut out, &mut err).await
+        }
+        Command::Restart { locators } => {
+            act(&remote, &locators, Request::Restart, &mut out, &mut err).await
+        }
+        Command::Status { locators, json } => {
+            let describe = |l: &Locator, a: &crate::api::client::Answer| {
+                if json {
+                    String::from_utf8_lossy(&a.body).trim().to_string()
+                } else {
+                    let idle = match field(a, "Idle") {
+                        mode if mode.is_empty() => String::new(),
+                        mode => format!(", idle ({mode})"),
+                    };
+                    format!(
+                        "{l}: {} ({}), image {}{idle}",
+                        field(a, "ActiveState"),
+                        field(a, "SubState"),
+                        spec_image(a)
+                    )
+                }
+            };
+            each(
+                &remote,
+                &locators,
+                |l| Request::Status(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::Purge { mut hosts } => {
+            if hosts.is_empty() {
+                hosts.push(HostAddr::localhost());
+            }
+            list::purge(&remote, &hosts, &mut out, &mut err).await
+        }
+        Command::Deploy {
+            file,
+            mut hosts,
+            out: out_file,
+        } => {
+            if hosts.is_empty() {
+                hosts.push(HostAddr::localhost());
+            }
+            let out_file = out_file.unwrap_or_else(|| deploy::default_out_file(&file));
+            deploy::deploy(&remote, &file, &hosts, &out_file, &mut out, &mut err).await
+        }
+        Command::NewToken => {
+            let file = crate::paths::Paths::system().tokens_file();
+            writeln!(out, "{}", crate::api::auth::new_token(&file)?)?;
+            Ok(true)
+        }
+        Command::Link { links, locators } => {
+            super::container::link(&remote, &locators, &links, &mut out, &mut err).await
+        }
+        Command::Logs {
+            locator,
+            lines,
+            no_follow,
+            follow_for,
+        } => {
+            let opts = LogOptions {
+                lines,
+                follow: !no_follow,
+                timeout: follow_for,
+            };
+            // The agent ends the answer at the timeout; allow it time to get there.
+            let client = crate::api::Client::new(locator.host.clone(), follow_for + cli.timeout)
+                .with_token(remote.token.clone());
+            client
+                .stream_to(
+                    &Request::Log {
+                        id: locator.id,
+                        opts,
+                    },
+                    &mut out,
+                )
+                .await?;
+            Ok(true)
+        }
+        Command::Env { locators } => {
+            let describe = |l: &Locator, a: &crate::api::client::Answer| {
+                let text = String::from_utf8_lossy(&a.body);
+                match locators.len() {
+                    1 => text.trim_end().to_string(),
+                    _ => text
+                        .lines()
+                        .map(|line| format!("{l}: {line}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                }
+            };
+            each(
+                &remote,
+                &locators,
+                |l| Request::GetEnvironment(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::SetEnv {
+            args,
+            env_file,
+            reset,
+        } => {
+            let mut env = env_from_file(env_file.as_deref())?;
+            let mut locators = Vec::new();
+            for arg in &args {
+                if arg.contains('=') {
+                    env.set(Environment::parse_assignment(arg)?);
+                } else {
+                    locators.push(arg.parse::<Locator>().with_context(|| format!("'{arg}'"))?);
+                }
+            }
+            anyhow::ensure!(
+                !locators.is_empty(),
+                "name at least one container (HOST[:PORT]/ID)"
+            );
+            let body = EnvironmentBody::from(env);
+            let make = |l: &Locator| Request::SetEnvironment {
+                id: l.id.clone(),
+                body: body.clone(),
+                reset,
+            };
+            let describe = |l: &Locator, _: &_| {
+                format!(
+                    "{l}: environment {}",
+                    if reset { "replaced" } else { "updated" }
+                )
+            };
+            each(&remote, &locators, make, describe, &mut out, &mut err).await
+        }
+        Command::Idle { locators, freeze } => {
+            let mode = freeze.then_some(crate::idle::IdleMode::Freeze);
+            let describe = |l: &Locator, a: &_| format!("{l}: idle ({})", field(a, "Idle"));
+            each(
+                &remote,
+                &locators,
+                |l| Request::Idle {
+                    id: l.id.clone(),
+                    mode,
+                },
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::Unidle { locators } => {
+            let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
+            each(
+                &remote,
+                &locators,
+                |l| Request::Unidle(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::IdlePolicy {
+            locators,
+            after,
+            freeze,
+            off: _,
+        } => {
+            let policy = after.map(|after| crate::idle::IdlePolicy {
+                after,
+                mode: match freeze {
+                    true => crate::idle::IdleMode::Freeze,
+                    false => crate::idle::IdleMode::Stop,
+                },
+            });
+            let describe = |l: &Locator, _: &_| match policy {
+                Some(p) => format!("{l}: idles after {} ({})", p.after, p.mode),
+                None => format!("{l}: never idles by itself"),
+            };
+            each(
+                &remote,
+                &locators,
+                |l| Request::SetIdlePolicy {
+                    id: l.id.clone(),
+                    policy,
+                },
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::Delete { locators } => {
+            let describe = |l: &Locator, _: &_| format!("{l}: deleted");
+            each(
+                &remote,
+                &locators,
+                |l| Request::Delete(l.id.clone()),
+                describe,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+    }
+}
+
+/// Sends `make(id)` for every locator and prints the state each container is left in.
+async fn act(
+    remote: &Remote,
+    locators: &[Locator],
+    make: fn(crate::id::ContainerId) -> Request,
+    out: &mut impl std::io::Write,
+    err: &mut impl std::io::Write,
+) -> anyhow::Result<bool> {
+    let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
+    each(remote, locators, |l| make(l.id.clone()), describe, out, err).await
+}
+
+/// The image of a status answer.
+fn spec_image(answer: &crate::api::client::Answer) -> String {
+    serde_json::from_slice::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|v| v["Spec"]["Image"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
