@@ -359,7 +359,9 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         Ok(())
     }
 
-    async fn job(&self, action: Action, id: &ContainerId) -> Result<(), Error> {
+    /// Runs `action` on the unit of `id` and waits for it; a job that does not end `done`
+    /// is an error naming systemd's result.
+    pub(crate) async fn job(&self, action: Action, id: &ContainerId) -> Result<(), Error> {
         match self.systemd.run_job(action, &id.unit_name()).await? {
             JobResult::Done => Ok(()),
             JobResult::Other(result) => Err(Error::Job {

@@ -20,7 +20,7 @@ use crate::container::spec::ContainerSpec;
 use crate::container::unit::docker_name;
 use crate::docker::Docker;
 use crate::id::ContainerId;
-use crate::systemd::{Action, JobResult, Systemd};
+use crate::systemd::{Action, Systemd};
 
 /// Why idling or waking failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,7 @@ pub async fn idle<S: Systemd, D: Docker>(
     // Held before the stop: a connection that comes while it stops wakes it again.
     sync_one(fw, id, &hold_rules(&spec)).await?;
     match mode {
-        IdleMode::Stop => job(host, Action::Stop, id).await?,
+        IdleMode::Stop => host.job(Action::Stop, id).await?,
         IdleMode::Freeze => match host.docker.inspect(&docker_name(id)).await? {
             Some(c) if c.running && !c.paused => host.docker.pause(&docker_name(id)).await?,
             _ => {}
@@ -125,7 +125,7 @@ pub async fn wake<S: Systemd, D: Docker>(
             Some(c) if c.paused => host.docker.unpause(&name).await?,
             _ => {
                 host.systemd.reset_failed(&id.unit_name()).await?;
-                job(host, Action::Start, id).await?;
+                host.job(Action::Start, id).await?;
             }
         }
         Ok::<_, Error>(())
@@ -214,25 +214,6 @@ async fn thaw<S: Systemd, D: Docker>(
         host.docker.unpause(&docker_name(id)).await?;
     }
     Ok(())
-}
-
-async fn job<S: Systemd, D: Docker>(
-    host: &Host<S, D>,
-    action: Action,
-    id: &ContainerId,
-) -> Result<(), lifecycle::Error> {
-    match host.systemd.run_job(action, &id.unit_name()).await? {
-        JobResult::Done => Ok(()),
-        JobResult::Other(result) => Err(lifecycle::Error::Job {
-            id: id.clone(),
-            action: match action {
-                Action::Start => "start",
-                Action::Stop => "stop",
-                Action::Restart => "restart",
-            },
-            result,
-        }),
-    }
 }
 
 /// Waits until each internal port of `ports` accepts a connection at the container's
