@@ -276,11 +276,17 @@ async fn current(remote: &Remote, inst: &Planned, exists: bool) -> anyhow::Resul
     })
 }
 
-fn install_request(inst: &Planned) -> InstallRequest {
+/// The environment the plan gives `inst`.
+fn environment(inst: &Planned) -> Environment {
     let mut env = Environment::new();
     for v in &inst.env {
         env.set(v.clone());
     }
+    env
+}
+
+fn install_request(inst: &Planned) -> InstallRequest {
+    let env = environment(inst);
     InstallRequest {
         image: inst.image.clone(),
         started: false,
@@ -316,11 +322,7 @@ fn same(inst: &Planned, cur: &Current) -> bool {
                     && (want.external == 0 || e == u64::from(want.external))
             })
         });
-    let mut env = Environment::new();
-    for v in &inst.env {
-        env.set(v.clone());
-    }
-    image && ports && env.render() == cur.env
+    image && ports && environment(inst).render() == cur.env
 }
 
 fn record_ports(

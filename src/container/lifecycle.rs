@@ -144,6 +144,12 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         }
     }
 
+    /// Stores `spec` as `specs/<id>.json`, atomically.
+    fn write_spec(&self, spec: &ContainerSpec) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(spec).context("serialising the spec")?;
+        atomic_file::write(&self.paths.spec_file(&spec.id), &json, 0o644)
+    }
+
     /// The spec `id` was installed with.
     pub fn spec(&self, id: &ContainerId) -> Result<ContainerSpec, Error> {
         self.require_installed(id)?;
@@ -203,8 +209,7 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
             .await
             .context("asking Docker for its cgroup driver")?;
         let unit = unit::render(&spec, &self.paths, driver).context("rendering the unit")?;
-        let spec_json = serde_json::to_vec_pretty(&spec).context("serialising the spec")?;
-        atomic_file::write(&self.paths.spec_file(id), &spec_json, 0o644)?;
+        self.write_spec(&spec)?;
         let text = format!("{}{}", unit::GENERATED_HEADER, unit.render());
         // The commit point: from here on the container is installed.
         atomic_file::write(&self.paths.unit_file(id), text.as_bytes(), 0o644)?;
@@ -257,8 +262,7 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         let _guard = self.lock(id).await;
         let mut spec = self.spec(id)?;
         spec.links = links;
-        let json = serde_json::to_vec_pretty(&spec).context("serialising the spec")?;
-        atomic_file::write(&self.paths.spec_file(id), &json, 0o644)?;
+        self.write_spec(&spec)?;
         let name = unit::docker_name(id);
         if self.docker.inspect(&name).await?.is_some_and(|c| c.running) {
             linker::apply(&self.docker, &self.netns, &name, &spec.links).await?;
@@ -276,8 +280,7 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         let _guard = self.lock(id).await;
         let mut spec = self.spec(id)?;
         spec.idle = policy;
-        let json = serde_json::to_vec_pretty(&spec).context("serialising the spec")?;
-        atomic_file::write(&self.paths.spec_file(id), &json, 0o644)?;
+        self.write_spec(&spec)?;
         Ok(spec)
     }
 
