@@ -406,5 +406,23 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
     }
 }
 
+/// A host under `dir` with a fake systemd and `docker`, handing out ports 4000-4099: what
+/// the unit tests of everything built on [`Host`] start from.
+#[cfg(test)]
+pub(crate) fn fake_host(
+    dir: &Path,
+    docker: crate::docker::fake::FakeDocker,
+) -> Host<crate::systemd::fake::FakeSystemd, crate::docker::fake::FakeDocker> {
+    Host::new(
+        Paths::new(dir),
+        crate::systemd::fake::FakeSystemd::default(),
+        docker,
+        PortRange {
+            first: 4000,
+            last: 4099,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests;

@@ -9,16 +9,7 @@ fn host(dir: &Path) -> Host<FakeSystemd, FakeDocker, FakeNetns> {
     let docker = FakeDocker::default();
     docker.images.lock().unwrap().insert("img".into());
     docker.pullable.lock().unwrap().insert("remote/img".into());
-    Host::new(
-        Paths::new(dir),
-        FakeSystemd::default(),
-        docker,
-        PortRange {
-            first: 4000,
-            last: 4099,
-        },
-    )
-    .with_netns(FakeNetns::default())
+    crate::container::lifecycle::fake_host(dir, docker).with_netns(FakeNetns::default())
 }
 
 fn req(json: &str) -> InstallRequest {

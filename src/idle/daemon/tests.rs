@@ -36,15 +36,7 @@ async fn bed(dir: &Path) -> Bed {
             ..Default::default()
         },
     );
-    let host = Arc::new(Host::new(
-        crate::paths::Paths::new(dir),
-        FakeSystemd::default(),
-        docker,
-        PortRange {
-            first: 4000,
-            last: 4099,
-        },
-    ));
+    let host = Arc::new(crate::container::lifecycle::fake_host(dir, docker));
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let internal = app.local_addr().unwrap().port();
     let body = format!(

@@ -3,12 +3,10 @@
 use std::path::Path;
 
 use super::*;
-use crate::container::ports::PortRange;
 use crate::docker::ContainerInfo;
 use crate::docker::fake::FakeDocker;
 use crate::idle::firewall::fake::FakeFirewall;
 use crate::idle::firewall::listing;
-use crate::paths::Paths;
 use crate::systemd::fake::FakeSystemd;
 
 type TestHost = Host<FakeSystemd, FakeDocker>;
@@ -18,15 +16,7 @@ type TestHost = Host<FakeSystemd, FakeDocker>;
 async fn host(dir: &Path, policy: bool) -> (TestHost, tokio::net::TcpListener, ContainerId) {
     let docker = FakeDocker::default();
     docker.images.lock().unwrap().insert("img".into());
-    let h = Host::new(
-        Paths::new(dir),
-        FakeSystemd::default(),
-        docker,
-        PortRange {
-            first: 4000,
-            last: 4099,
-        },
-    );
+    let h = crate::container::lifecycle::fake_host(dir, docker);
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = app.local_addr().unwrap().port();
     let idle = if policy {
