@@ -6,6 +6,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::serde_str::serde_via_str;
+
 /// Why a string is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidId {
@@ -22,8 +24,8 @@ pub enum InvalidId {
         /// The first offending character.
         ch: char,
     },
-    /// `.` and `..` would name directories, not containers.
-    #[error("identifier '{0}' is reserved")]
+    /// Only dots (a directory, not a container), or a leading `-` (an option to programs).
+    #[error("identifier '{0}' is reserved: it must not start with '-' or be only dots")]
     Reserved(String),
 }
 
@@ -74,7 +76,9 @@ impl FromStr for ContainerId {
         if !(4..=24).contains(&s.len()) {
             return Err(InvalidId::Length(s.to_string()));
         }
-        if s.chars().all(|c| c == '.') {
+        // A leading '-' would be read as an option by the programs the id is passed to
+        // (gear-linker ID, docker ... NAME).
+        if s.chars().all(|c| c == '.') || s.starts_with('-') {
             return Err(InvalidId::Reserved(s.to_string()));
         }
         Ok(ContainerId(s.to_string()))
@@ -87,18 +91,7 @@ impl fmt::Display for ContainerId {
     }
 }
 
-impl serde::Serialize for ContainerId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ContainerId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_via_str!(ContainerId);
 
 #[cfg(test)]
 mod tests {
@@ -128,7 +121,7 @@ mod tests {
             Err(InvalidId::Length(_))
         ));
         for bad in [
-            "web/1", "we b1", "web\n1", "web%1", "wéb1", "ab$c", "....", "abc\0",
+            "web/1", "we b1", "web\n1", "web%1", "wéb1", "ab$c", "....", "abc\0", "-web1", "--help",
         ] {
             assert!(bad.parse::<ContainerId>().is_err(), "{bad:?} accepted");
         }

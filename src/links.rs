@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::ports::PortNumber;
+use crate::port::PortNumber;
 
 /// Why a link is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,10 +158,32 @@ pub struct ResolvedLink {
     pub to: Ipv4Addr,
 }
 
+/// The built-in `nat` chains that jump to gear's link chains: (hook, chain).
+pub const JUMPS: [(&str, &str); 2] = [("OUTPUT", CHAIN), ("POSTROUTING", SNAT_CHAIN)];
+
+/// The jumps of [`JUMPS`] that `saved` (`iptables-save -t nat` of the container's namespace)
+/// lacks.
+pub fn missing_jumps(saved: &str) -> Vec<(&'static str, &'static str)> {
+    JUMPS
+        .into_iter()
+        .filter(|(hook, chain)| {
+            !saved.lines().any(|line| {
+                // With -c, a line starts with its counters: `[0:0] -A OUTPUT -j GEAR-LINKS`.
+                let rule = line.split_once("] ").map_or(line, |(_, r)| r);
+                rule.split_whitespace().eq(["-A", hook, "-j", chain])
+            })
+        })
+        .collect()
+}
+
 /// The `iptables-restore --noflush` input that makes the container's link chains hold
-/// exactly `links` (declaring a chain flushes it, so stale rules go; other chains stay).
-pub fn render_rules(links: &[ResolvedLink]) -> String {
+/// exactly `links` (declaring a chain flushes it, so stale rules go; other chains stay), and
+/// adds the `jumps` to them that are missing.
+pub fn render_rules(links: &[ResolvedLink], jumps: &[(&str, &str)]) -> String {
     let mut out = format!("*nat\n:{CHAIN} - [0:0]\n:{SNAT_CHAIN} - [0:0]\n");
+    for (hook, chain) in jumps {
+        out.push_str(&format!("-I {hook} 1 -j {chain}\n"));
+    }
     for r in links {
         out.push_str(&format!(
             "-A {CHAIN} -d {}/32 -p tcp -m tcp --dport {} -j DNAT --to-destination {}:{}\n",
@@ -232,10 +254,13 @@ mod tests {
             link: s.parse().unwrap(),
             to: to.into(),
         };
-        let rules = render_rules(&[
-            link("127.0.0.2:8081:web-2:4001", [10, 0, 0, 5]),
-            link("127.0.0.3:8081:localhost:4001", [10, 0, 0, 5]),
-        ]);
+        let rules = render_rules(
+            &[
+                link("127.0.0.2:8081:web-2:4001", [10, 0, 0, 5]),
+                link("127.0.0.3:8081:localhost:4001", [10, 0, 0, 5]),
+            ],
+            &[],
+        );
         assert_eq!(
             rules,
             "*nat\n:GEAR-LINKS - [0:0]\n:GEAR-LINKS-SNAT - [0:0]\n\
@@ -245,8 +270,17 @@ mod tests {
              COMMIT\n"
         );
         assert_eq!(
-            render_rules(&[]),
-            "*nat\n:GEAR-LINKS - [0:0]\n:GEAR-LINKS-SNAT - [0:0]\nCOMMIT\n"
+            render_rules(&[], &JUMPS),
+            "*nat\n:GEAR-LINKS - [0:0]\n:GEAR-LINKS-SNAT - [0:0]\n\
+             -I OUTPUT 1 -j GEAR-LINKS\n-I POSTROUTING 1 -j GEAR-LINKS-SNAT\nCOMMIT\n"
         );
+    }
+
+    #[test]
+    fn only_missing_jumps_are_added() {
+        assert_eq!(missing_jumps("*nat\nCOMMIT\n"), JUMPS.to_vec());
+        let saved = "*nat\n:OUTPUT ACCEPT [0:0]\n[3:180] -A OUTPUT -j GEAR-LINKS\n\
+                     -A POSTROUTING -j GEAR-LINKS-SNATX\nCOMMIT\n";
+        assert_eq!(missing_jumps(saved), [("POSTROUTING", SNAT_CHAIN)]);
     }
 }

@@ -3,8 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::api::DEFAULT_PORT;
 use crate::id::{ContainerId, InvalidId};
+
+/// The port the agent listens on by default (geard's).
+pub const DEFAULT_PORT: u16 = 43273;
 
 /// Why a locator or host could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -108,10 +108,15 @@ impl Paths {
         self.idle_dir().join(id.as_str())
     }
 
-    /// `/run/gear/locks/<id>`: the `flock(2)` that `gear-api` and `gear-idler` both take
-    /// before they idle, wake, start or stop `id`.
+    /// `/run/gear/locks` (mode 0700): the lock files of containers being acted on.
+    pub fn locks_dir(&self) -> PathBuf {
+        self.root.join("run/gear/locks")
+    }
+
+    /// `/run/gear/locks/<id>` (mode 0600): the `flock(2)` that every gear process holds for
+    /// the whole of an operation on `id`; it exists only while someone holds it.
     pub fn container_lock(&self, id: &ContainerId) -> PathBuf {
-        self.root.join("run/gear/locks").join(id.as_str())
+        self.locks_dir().join(id.as_str())
     }
 
     /// `/etc/systemd/system`: where systemd looks for administrator units.
@@ -123,6 +128,13 @@ impl Paths {
     /// unit means "run it, and start it at boot".
     pub fn active_wants_dir(&self) -> PathBuf {
         self.systemd_dir().join("container-active.target.wants")
+    }
+
+    /// `/etc/systemd/system/multi-user.target.wants`: where enabling a unit that is
+    /// `WantedBy=multi-user.target` links it (the agent checks it before enabling
+    /// `container-active.target` and `gear-idler.service`).
+    pub fn boot_wants_dir(&self) -> PathBuf {
+        self.systemd_dir().join("multi-user.target.wants")
     }
 }
 

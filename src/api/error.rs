@@ -39,9 +39,14 @@ pub enum Error {
     /// An `X-Request-Id` was used before for a different request.
     #[error("X-Request-Id {0} was already used for a different request")]
     RequestIdReused(String),
-    /// Links could not be set on some containers (each named with its reason).
-    #[error("links not set: {0}")]
-    Links(String),
+    /// Links could not be set on some containers; those are unchanged, the others are set.
+    #[error("{failed}{}", links_set(set))]
+    Links {
+        /// The containers whose links were set.
+        set: Vec<ContainerId>,
+        /// Why the others were not, one reason each.
+        failed: String,
+    },
     /// There is no environment with this id.
     #[error("no environment {0}")]
     NoEnvironment(ContainerId),
@@ -51,16 +56,14 @@ pub enum Error {
     /// systemd, Docker or the disk failed while carrying out a valid request.
     #[error("{0:#}")]
     Host(#[source] anyhow::Error),
-    /// The container cannot be idled: it publishes no port a connection could wake it by.
-    #[error("container {0} publishes no port: nothing could wake it, so it is not idled")]
-    NotIdleable(ContainerId),
 }
 
-impl From<crate::idle::ops::Error> for Error {
-    fn from(e: crate::idle::ops::Error) -> Error {
-        match e {
-            crate::idle::ops::Error::NoPorts(id) => Error::NotIdleable(id),
-            crate::idle::ops::Error::Container(e) => Error::Container(e),
+fn links_set(set: &[ContainerId]) -> String {
+    match set {
+        [] => String::new(),
+        set => {
+            let ids: Vec<&str> = set.iter().map(ContainerId::as_str).collect();
+            format!(" (links were set on {})", ids.join(", "))
         }
     }
 }
@@ -77,7 +80,7 @@ impl Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::RequestIdReused(_) => StatusCode::CONFLICT,
             Error::NoEnvironment(_) => StatusCode::NOT_FOUND,
-            Error::Links(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Container(e) => match e {
                 lifecycle::Error::NotInstalled(_) => StatusCode::NOT_FOUND,
                 lifecycle::Error::ImageUnavailable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -90,10 +93,12 @@ impl Error {
                     PortError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 },
                 lifecycle::Error::Job { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                lifecycle::Error::Busy { .. } => StatusCode::CONFLICT,
+                lifecycle::Error::NotIdleable(_) => StatusCode::CONFLICT,
+                lifecycle::Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 lifecycle::Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Error::NotIdleable(_) => StatusCode::CONFLICT,
         }
     }
 }

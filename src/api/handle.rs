@@ -1,6 +1,8 @@
-//! Carries out a parsed [`Request`] against the host.
+//! Carries out a parsed [`Request`] against the host: one call into the container core per
+//! request, and a typed answer from [`super::reply`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -8,16 +10,19 @@ use hyper::StatusCode;
 use serde::Serialize;
 
 use super::error::Error;
-use super::idling;
+use super::reply::{self, InstallLine};
 use super::request::Request;
 use crate::container::environment::Environment;
-use crate::container::lifecycle::Host;
+use crate::container::host::{Host, Parts};
+use crate::container::lifecycle::{self, LinksSet};
 use crate::container::logs::{self, LogStream};
 use crate::container::spec::InstallRequest;
 use crate::container::{self, ContainerState};
-use crate::docker::Docker;
 use crate::id::ContainerId;
 use crate::systemd::Systemd;
+
+/// How long `gear unidle` waits for the ports to answer.
+const UNIDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A successful answer, before it is turned into HTTP.
 pub enum Reply {
@@ -46,34 +51,12 @@ impl Reply {
     }
 }
 
-/// `GET /container/:id/ports`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct PortsReply {
-    ports: Vec<container::ports::PortPair>,
-}
-
-/// `GET /container/:id/status`: systemd's view and what the container was installed with.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct StatusReply {
-    #[serde(flatten)]
-    state: ContainerState,
-    spec: container::spec::ContainerSpec,
-    /// How it was idled, while it is idle.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    idle: Option<crate::idle::IdleMode>,
-}
-
 /// Executes one request. The `match` is exhaustive: a new [`Request`] variant does not
 /// compile until it is handled here.
-pub async fn execute<S: Systemd, D: Docker>(
-    host: &Arc<Host<S, D>>,
-    req: Request,
-) -> Result<Reply, Error> {
+pub async fn execute<P: Parts>(host: &Arc<Host<P>>, req: Request) -> Result<Reply, Error> {
     match req {
-        Request::ListContainers { all } => {
-            let list = container::list::list(&host.paths, &host.systemd, all)
+        Request::ListContainers { all: _ } => {
+            let list = container::list::list(&host.paths, &host.systemd)
                 .await
                 .map_err(Error::Host)?;
             Reply::ok(&list)
@@ -82,70 +65,60 @@ pub async fn execute<S: Systemd, D: Docker>(
             id,
             body,
             progress: false,
-        } => {
-            if body.started {
-                idling::before_start(host, &id).await?;
-            }
-            Reply::ok(&host.install(&id, body, None).await?)
-        }
+        } => Reply::ok(&host.install(&id, body, None).await?),
         Request::Install {
             id,
             body,
             progress: true,
-        } => {
-            if body.started {
-                idling::before_start(host, &id).await?;
-            }
-            Ok(install_with_progress(host.clone(), id, body))
-        }
+        } => Ok(install_with_progress(host.clone(), id, body)),
         Request::SetLinks(entries) => {
-            // Every container is tried; the answer names each one that failed.
-            let mut failed = Vec::new();
-            for entry in &entries {
-                if let Err(e) = host.set_links(&entry.id, entry.network_links.clone()).await {
-                    failed.push(format!("{}: {e}", entry.id));
+            // Every container is tried; each is changed entirely or not at all.
+            let (mut linked, mut applied, mut failed) = (vec![], vec![], vec![]);
+            for entry in entries {
+                match host.set_links(&entry.id, entry.network_links).await {
+                    Ok(how) => {
+                        if how == LinksSet::Applied {
+                            applied.push(entry.id.clone());
+                        }
+                        linked.push(entry.id);
+                    }
+                    Err(e) => failed.push(e.to_string()),
                 }
             }
             if !failed.is_empty() {
-                return Err(Error::Links(failed.join("; ")));
+                return Err(Error::Links {
+                    set: linked,
+                    failed: failed.join("; "),
+                });
             }
-            let ids: Vec<&ContainerId> = entries.iter().map(|e| &e.id).collect();
-            Reply::ok(&serde_json::json!({ "Linked": ids }))
+            Reply::ok(&reply::Linked { linked, applied })
         }
-        Request::StopAll => {
-            // Purge stops everything for good: no idle container may wake.
-            for id in container::list::installed(&host.paths).map_err(Error::Host)? {
-                idling::before_stop(host, &id).await?;
-            }
-            Reply::ok(&serde_json::json!({ "Stopped": host.stop_all().await? }))
-        }
+        Request::StopAll => Reply::ok(&reply::Stopped {
+            stopped: host.stop_all().await?,
+        }),
         Request::Delete(id) => {
-            let _lock = idling::before_stop(host, &id).await?;
             host.delete(&id).await?;
-            Reply::ok(&serde_json::json!({ "Id": id, "Deleted": true }))
+            Reply::ok(&reply::Deleted { id, deleted: true })
         }
         Request::Status(id) => status(host, &id).await,
-        Request::Ports(id) => Reply::ok(&PortsReply {
+        Request::Ports(id) => Reply::ok(&reply::Ports {
             ports: host.spec(&id)?.ports,
         }),
         Request::Start(id) => {
-            let _lock = idling::before_start(host, &id).await?;
             host.start(&id).await?;
             status(host, &id).await
         }
         Request::Stop(id) => {
-            let _lock = idling::before_stop(host, &id).await?;
             host.stop(&id).await?;
             status(host, &id).await
         }
         Request::Restart(id) => {
-            let _lock = idling::before_start(host, &id).await?;
             host.restart(&id).await?;
             status(host, &id).await
         }
         Request::Log { id, opts } => {
             if !host.is_installed(&id) {
-                return Err(container::lifecycle::Error::NotInstalled(id).into());
+                return Err(lifecycle::Error::NotInstalled(id).into());
             }
             Ok(Reply::Stream(
                 "text/plain; charset=utf-8",
@@ -163,11 +136,11 @@ pub async fn execute<S: Systemd, D: Docker>(
             Reply::ok(&container::environment::EnvironmentBody::from(env))
         }
         Request::Idle { id, mode } => {
-            idling::idle(host, &id, mode).await?;
+            host.idle(&id, mode).await?;
             status(host, &id).await
         }
         Request::Unidle(id) => {
-            idling::unidle(host, &id).await?;
+            host.unidle(&id, UNIDLE_TIMEOUT).await?;
             status(host, &id).await
         }
         Request::SetIdlePolicy { id, policy } => {
@@ -178,29 +151,34 @@ pub async fn execute<S: Systemd, D: Docker>(
 }
 
 /// Runs an install in its own task (it completes even if the client hangs up) and answers
-/// with JSON lines: `{"Progress": "..."}` while it runs, then `{"Installed": {...}}` or
-/// `{"Message": "...", "Status": 422}`.
-fn install_with_progress<S: Systemd, D: Docker>(
-    host: Arc<Host<S, D>>,
+/// with JSON lines ([`InstallLine`]): progress while it runs, then the result.
+fn install_with_progress<P: Parts>(
+    host: Arc<Host<P>>,
     id: ContainerId,
     body: InstallRequest,
 ) -> Reply {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let done = tokio::spawn(async move { host.install(&id, body, Some(&tx)).await });
-    let line = |value: serde_json::Value| Ok(Bytes::from(format!("{value}\n")));
-    let progress = tokio_stream_from(rx).map(move |p| line(serde_json::json!({ "Progress": p })));
+    let line = |l: InstallLine| {
+        let text = serde_json::to_string(&l).unwrap_or_else(|e| format!("{{\"Message\":\"{e}\"}}"));
+        Ok(Bytes::from(text + "\n"))
+    };
+    let progress = tokio_stream_from(rx).map(move |p| line(InstallLine::Progress { progress: p }));
     let result = futures_util::stream::once(async move {
-        let value = match done.await {
-            Ok(Ok(installed)) => serde_json::json!({ "Installed": installed }),
+        line(match done.await {
+            Ok(Ok(installed)) => InstallLine::Installed { installed },
             Ok(Err(e)) => {
                 let e = Error::from(e);
-                serde_json::json!({ "Message": e.to_string(), "Status": e.status().as_u16() })
+                InstallLine::Failed {
+                    message: e.to_string(),
+                    status: e.status().as_u16(),
+                }
             }
-            Err(e) => {
-                serde_json::json!({ "Message": format!("the install task failed: {e}"), "Status": 500 })
-            }
-        };
-        line(value)
+            Err(e) => InstallLine::Failed {
+                message: format!("the install task failed: {e}"),
+                status: 500,
+            },
+        })
     });
     Reply::Stream("application/x-ndjson", Box::pin(progress.chain(result)))
 }
@@ -212,13 +190,15 @@ fn tokio_stream_from(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-async fn status<S: Systemd, D: Docker>(
-    host: &Host<S, D>,
-    id: &ContainerId,
-) -> Result<Reply, Error> {
+async fn status<P: Parts>(host: &Host<P>, id: &ContainerId) -> Result<Reply, Error> {
     let spec = host.spec(id)?;
     let unit = host.state(id).await?;
-    Reply::ok(&StatusReply {
+    let details = host
+        .systemd
+        .unit_details(&id.unit_name())
+        .await
+        .map_err(Error::Host)?;
+    Reply::ok(&reply::Status {
         state: ContainerState {
             id: id.clone(),
             active_state: unit.active_state,
@@ -226,7 +206,15 @@ async fn status<S: Systemd, D: Docker>(
             load_state: unit.load_state,
             job_type: None,
         },
+        unit: id.unit_name(),
         spec,
         idle: crate::idle::marked(&host.paths, id).map_err(Error::Host)?,
+        since_usec: details.since_usec,
+        main_pid: details.main_pid,
+        memory_bytes: details.memory_bytes,
+        result: details.result,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,7 +17,7 @@ pub mod client;
 pub mod error;
 pub mod handle;
 pub mod idempotency;
-mod idling;
+pub mod reply;
 pub mod request;
 pub mod server;
 
@@ -25,5 +25,4 @@ pub use client::Client;
 pub use error::Error;
 pub use request::Request;
 
-/// The port the agent listens on by default (geard's).
-pub const DEFAULT_PORT: u16 = 43273;
+pub use crate::locator::DEFAULT_PORT;

@@ -23,9 +23,8 @@ use super::error::{Error, ErrorBody};
 use super::handle::{Reply, execute};
 use super::idempotency::{Lookup, Replays};
 use super::request::Request;
-use crate::container::lifecycle::Host;
-use crate::docker::Docker;
-use crate::systemd::{Systemd, notify};
+use crate::container::host::{Host, Parts};
+use crate::systemd::notify;
 
 /// The largest request body the agent reads; larger ones are answered 413.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -43,14 +42,14 @@ pub struct ServeOptions {
 
 /// Serves requests on `listeners` (one per `ListenStream=` of the socket unit) until
 /// SIGTERM/SIGINT, or until idle for [`ServeOptions::exit_idle`].
-pub async fn serve<S: Systemd, D: Docker>(
+pub async fn serve<P: Parts>(
     listeners: Vec<TcpListener>,
-    ctx: Arc<Host<S, D>>,
+    host: Arc<Host<P>>,
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(!listeners.is_empty(), "no socket to serve on");
-    let replays = Arc::new(Replays::new(ctx.paths.requests_dir()));
-    let auth = Arc::new(Auth::new(ctx.paths.tokens_file()));
+    let replays = Arc::new(Replays::new(host.paths.requests_dir()));
+    let auth = Arc::new(Auth::new(host.paths.tokens_file()));
     let open = Arc::new(AtomicUsize::new(0));
     let closed = Arc::new(Notify::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -73,11 +72,11 @@ pub async fn serve<S: Systemd, D: Docker>(
                 };
                 let _ = stream.set_nodelay(true);
                 open.fetch_add(1, Ordering::SeqCst);
-                let (ctx, replays, auth) = (ctx.clone(), replays.clone(), auth.clone());
+                let (host, replays, auth) = (host.clone(), replays.clone(), auth.clone());
                 let service = service_fn(move |req| {
-                    let (ctx, replays, auth) = (ctx.clone(), replays.clone(), auth.clone());
+                    let (host, replays, auth) = (host.clone(), replays.clone(), auth.clone());
                     async move {
-                        Ok::<_, Infallible>(respond(&ctx, &replays, &auth, peer.ip(), req).await)
+                        Ok::<_, Infallible>(respond(&host, &replays, &auth, peer.ip(), req).await)
                     }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
@@ -123,8 +122,8 @@ async fn accept_any(
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// Turns one HTTP request into a response; never fails, errors become JSON answers.
-async fn respond<S: Systemd, D: Docker>(
-    ctx: &Arc<Host<S, D>>,
+async fn respond<P: Parts>(
+    host: &Arc<Host<P>>,
     replays: &Replays,
     auth: &Auth,
     peer: std::net::IpAddr,
@@ -147,7 +146,7 @@ async fn respond<S: Systemd, D: Docker>(
         let body = read_body(req.into_body()).await?;
         let request = Request::parse(&method, &path, query.as_deref(), &body)?;
         let Some(rid) = request_id else {
-            return execute(ctx, request).await;
+            return execute(host, request).await;
         };
         let target = format!("{path}?{}", query.unwrap_or_default());
         let fingerprint: [&[u8]; 3] = [method.as_str().as_bytes(), target.as_bytes(), &body];
@@ -157,7 +156,7 @@ async fn respond<S: Systemd, D: Docker>(
                 Ok(Reply::Json(status, kept.body))
             }
             (Lookup::Fresh(_guard), fp) => {
-                let reply = execute(ctx, request).await?;
+                let reply = execute(host, request).await?;
                 if let Reply::Json(status, value) = &reply {
                     replays.keep(&rid, fp, *status, value);
                 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use gear::api::server::{ServeOptions, serve};
-use gear::container::lifecycle::Host;
+use gear::container::host::{Host, System};
 use gear::container::ports::PortRange;
 use gear::docker::DockerApi;
+use gear::netfilter::Iptables;
 use gear::paths::Paths;
 use gear::systemd::{activation, dbus::Dbus};
 
@@ -68,10 +69,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .into_iter()
             .map(tokio::net::TcpListener::from_std)
             .collect::<Result<Vec<_>, _>>()?;
-        let host = Host::new(
+        let host: Host<System> = Host::new(
             Paths::system(),
             Dbus::new(),
             DockerApi::default(),
+            Iptables,
             cli.port_range,
         );
         serve(

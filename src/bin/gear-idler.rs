@@ -6,14 +6,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Parser;
-use gear::container::lifecycle::Host;
+use gear::container::host::{Host, System};
 use gear::container::ports::PortRange;
 use gear::docker::DockerApi;
-use gear::idle::daemon::{Options, run};
-use gear::idle::firewall::Iptables;
 use gear::idle::{queue::NfQueue, rules::QUEUE};
+use gear::idler::{Options, run};
+use gear::netfilter::Iptables;
 use gear::paths::Paths;
 use gear::systemd::dbus::Dbus;
 
@@ -54,16 +53,15 @@ fn run_idler(cli: Cli) -> anyhow::Result<()> {
         wake_timeout: cli.wake_timeout,
         retry_after: cli.retry_after,
     };
-    let host = Host::new(
+    // The port range is the agent's business: the idler allocates no port.
+    let host: Host<System> = Host::new(
         Paths::system(),
         Dbus::new(),
         DockerApi::default(),
+        Iptables,
         PortRange::default(),
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = gear::runtime::current_thread()?;
     runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let shutdown = async move {
@@ -72,7 +70,7 @@ fn run_idler(cli: Cli) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        run(Arc::new(host), Arc::new(Iptables), queue, opts, shutdown).await
+        run(Arc::new(host), queue, opts, shutdown).await
     })
 }
 

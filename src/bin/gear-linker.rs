@@ -5,9 +5,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use gear::container::linker::apply_at_start;
 use gear::docker::DockerApi;
 use gear::id::ContainerId;
-use gear::linker::{Nsenter, apply_at_start};
+use gear::netfilter::Iptables;
 use gear::paths::Paths;
 
 /// Apply the network links of a running container (inside it, LOCALIP:LOCALPORT leads
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
     match runtime.block_on(apply_at_start(
         &paths,
         &DockerApi::default(),
-        &Nsenter,
+        &Iptables,
         &cli.id,
     )) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,29 +1,31 @@
-//! Install, start, stop, restart and delete: a container's files and its unit, kept
-//! consistent through crashes.
+//! Install, start, stop, restart, delete and purge: a container's files and its unit, kept
+//! consistent through crashes, each operation under the container's [`Lock`] from its first
+//! step to its last.
 //!
 //! The unit file is the commit point: it is written last on install and removed first on
 //! delete, so a `kill -9` at any moment leaves a container either installed (unit file
 //! present, everything it refers to written before it) or not at all (leftovers of a
 //! half-done install are reused or cleaned by the next install or delete of that id).
+//!
+//! Idling is part of the lifecycle (`idling.rs`): a start wakes an idle container for good,
+//! a stop, delete or purge makes sure no connection can wake it again.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::environment::Environment;
-use super::ports::{PortError, PortPair, PortRange, Ports};
+use super::host::{Host, Parts};
+use super::lock::Lock;
+use super::ports::{PortError, PortPair, Ports};
 use super::spec::{ContainerSpec, Image, InstallRequest};
-use super::unit;
+use super::{linker, unit};
 use crate::atomic_file;
-use crate::docker::{CgroupDriver, Docker};
+use crate::docker::Docker;
 use crate::id::ContainerId;
-use crate::linker::{self, Netns, Nsenter};
+use crate::idle::IdlePolicy;
 use crate::links::NetworkLink;
-use crate::paths::Paths;
-use crate::systemd::{Action, JobResult, Systemd, UnitState};
+use crate::systemd::{Action, Systemd, UnitState};
 
 /// Why an operation on a container failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,17 @@ pub enum Error {
     /// No container with this id is installed.
     #[error("container {0} is not installed")]
     NotInstalled(ContainerId),
+    /// Another operation on the container held its lock for too long.
+    #[error(
+        "container {id} is busy: another operation on it did not finish within {}s; try again",
+        waited.as_secs()
+    )]
+    Busy {
+        /// The container.
+        id: ContainerId,
+        /// How long this operation waited.
+        waited: Duration,
+    },
     /// The image is not on the host and could not be pulled.
     #[error("image {image} is not on this host and could not be pulled: {reason}")]
     ImageUnavailable {
@@ -54,31 +67,24 @@ pub enum Error {
         /// systemd's job result (`failed`, `timeout`, ...).
         result: String,
     },
+    /// The container cannot be idled: it publishes no port a connection could wake it by.
+    #[error("container {0} publishes no port: nothing could wake it, so it is not idled")]
+    NotIdleable(ContainerId),
+    /// The links of a running container could not be applied; nothing was changed.
+    #[error("the links of {id} were not changed: {reason}")]
+    Links {
+        /// The container.
+        id: ContainerId,
+        /// Why they could not be applied.
+        reason: String,
+    },
     /// systemd, Docker or the disk failed.
     #[error("{0:#}")]
     Host(#[from] anyhow::Error),
 }
 
-/// What gear works with on one host: its files, systemd, Docker, and per-id locks.
-#[derive(Debug)]
-pub struct Host<S, D, N = Nsenter> {
-    /// Every on-disk location.
-    pub paths: Paths,
-    /// The service manager.
-    pub systemd: S,
-    /// The container engine.
-    pub docker: D,
-    /// Where allocated host ports come from.
-    pub port_range: PortRange,
-    locks: Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>,
-    /// Asked once: the engine does not change its driver while running.
-    cgroup_driver: tokio::sync::OnceCell<CgroupDriver>,
-    /// Where link rules are applied (containers' network namespaces).
-    pub netns: N,
-}
-
 /// The outcome of an install.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Installed {
     /// The container.
@@ -89,97 +95,55 @@ pub struct Installed {
     pub started: bool,
 }
 
-impl<S: Systemd, D: Docker> Host<S, D> {
-    /// A host with these parts.
-    pub fn new(paths: Paths, systemd: S, docker: D, port_range: PortRange) -> Self {
-        Host {
-            paths,
-            systemd,
-            docker,
-            port_range,
-            locks: Mutex::new(HashMap::new()),
-            cgroup_driver: tokio::sync::OnceCell::new(),
-            netns: Nsenter,
-        }
-    }
+/// What became of a container's new links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinksSet {
+    /// It runs, and has them now.
+    Applied,
+    /// It does not run; they apply at its next start.
+    AtNextStart,
 }
 
-impl<S, D, N> Host<S, D, N> {
-    /// The same host, applying links through `netns` (tests use a recording fake).
-    pub fn with_netns<M>(self, netns: M) -> Host<S, D, M> {
-        Host {
-            paths: self.paths,
-            systemd: self.systemd,
-            docker: self.docker,
-            port_range: self.port_range,
-            locks: self.locks,
-            cgroup_driver: self.cgroup_driver,
-            netns,
-        }
-    }
+/// Whether a unit state means the container's processes exist (or are on their way).
+fn is_up(state: &UnitState) -> bool {
+    matches!(
+        state.active_state.as_str(),
+        "active" | "activating" | "reloading" | "deactivating"
+    )
 }
 
-impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
-    /// Serialises operations on one id; operations on different ids run in parallel.
-    async fn lock(&self, id: &ContainerId) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self
-            .locks
-            .lock()
-            .unwrap()
-            .entry(id.clone())
-            .or_default()
-            .clone();
-        lock.lock_owned().await
-    }
-
-    /// Whether `id` is installed (its unit file exists).
-    pub fn is_installed(&self, id: &ContainerId) -> bool {
-        self.paths.unit_file(id).exists()
-    }
-
-    fn require_installed(&self, id: &ContainerId) -> Result<(), Error> {
-        match self.is_installed(id) {
-            true => Ok(()),
-            false => Err(Error::NotInstalled(id.clone())),
-        }
-    }
-
-    /// Stores `spec` as `specs/<id>.json`, atomically.
-    fn write_spec(&self, spec: &ContainerSpec) -> anyhow::Result<()> {
-        let json = serde_json::to_vec_pretty(spec).context("serialising the spec")?;
-        atomic_file::write(&self.paths.spec_file(&spec.id), &json, 0o644)
-    }
-
-    /// The spec `id` was installed with.
-    pub fn spec(&self, id: &ContainerId) -> Result<ContainerSpec, Error> {
-        self.require_installed(id)?;
-        let path = self.paths.spec_file(id);
-        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?)
-    }
-
+impl<P: Parts> Host<P> {
     /// Installs (or updates) `id`. An update takes effect at the next start; a running
-    /// container keeps running.
+    /// container keeps running, and keeps the host ports it publishes until then.
     pub async fn install(
         &self,
         id: &ContainerId,
         req: InstallRequest,
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Installed, Error> {
-        let _guard = self.lock(id).await;
-        if !self.docker.image_exists(req.image.as_str()).await? {
-            if let Some(tx) = progress {
-                let _ = tx.send(format!("pulling {}", req.image));
-            }
-            self.docker
-                .pull(req.image.as_str(), progress)
-                .await
-                .map_err(|e| Error::ImageUnavailable {
-                    image: req.image.clone(),
-                    reason: format!("{e:#}"),
-                })?;
-        }
-        let ports = Ports::new(&self.paths, self.port_range).reserve(id, &req.ports)?;
+        let lock = self.lock(id).await?;
+        self.pull_if_missing(&req.image, progress).await?;
+        let old = self
+            .is_installed(id)
+            .then(|| ContainerSpec::load(&self.paths, id))
+            .transpose()?;
+        let running = match &old {
+            Some(_) => is_up(&self.systemd.unit_state(&id.unit_name()).await?),
+            None => false,
+        };
+        let store = Ports::new(&self.paths, self.port_range);
+        let ports = match running {
+            true => store.reserve_keeping(id, &req.ports)?,
+            false => store.reserve(id, &req.ports)?,
+        };
+        // What the running container still publishes and the new spec does not.
+        let retired: Vec<PortPair> = match (&old, running) {
+            (Some(old), true) => old
+                .ports_in_use()
+                .filter(|p| !ports.iter().any(|n| n.external == p.external))
+                .collect(),
+            _ => vec![],
+        };
         match req.environment {
             Some(body) => Environment::from(body).store(&self.paths, id)?,
             None if !self.paths.env_file(id).exists() => {
@@ -190,33 +154,33 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         // Links given replace the old ones; none given keeps them (as geard's NetworkLinks).
         let links = match req.network_links {
             Some(links) => links,
-            None => self.spec(id).map(|old| old.links).unwrap_or_default(),
+            None => old.as_ref().map(|o| o.links.clone()).unwrap_or_default(),
         };
         let spec = ContainerSpec {
             id: id.clone(),
             image: req.image,
             links,
             ports: ports.clone(),
+            retired_ports: retired,
             slice: req.systemd_slice.unwrap_or_default(),
             memory: req.memory,
             cpus: req.cpus,
             restart: req.restart.unwrap_or_default(),
             idle: req.idle,
         };
-        let driver = *self
-            .cgroup_driver
-            .get_or_try_init(|| self.docker.cgroup_driver())
-            .await
-            .context("asking Docker for its cgroup driver")?;
-        let unit = unit::render(&spec, &self.paths, driver).context("rendering the unit")?;
-        self.write_spec(&spec)?;
+        let driver = self.cgroup_driver().await?;
+        let unit = unit::render(&spec, &self.paths, driver).map_err(anyhow::Error::from)?;
+        spec.store(&self.paths)?;
         let text = format!("{}{}", unit::GENERATED_HEADER, unit.render());
         // The commit point: from here on the container is installed.
         atomic_file::write(&self.paths.unit_file(id), text.as_bytes(), 0o644)?;
         self.link(&self.paths.systemd_dir(), id)?;
         self.ensure_loaded(id).await?;
+        if spec.idle.is_some() {
+            self.ensure_idler().await?;
+        }
         if req.started {
-            self.start_locked(id).await?;
+            self.start_locked(&lock).await?;
         }
         Ok(Installed {
             id: id.clone(),
@@ -225,62 +189,136 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         })
     }
 
-    /// Starts `id` and marks it to start at boot.
+    async fn pull_if_missing(
+        &self,
+        image: &Image,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> Result<(), Error> {
+        if self.docker.image_exists(image.as_str()).await? {
+            return Ok(());
+        }
+        if let Some(tx) = progress {
+            let _ = tx.send(format!("pulling {image}"));
+        }
+        self.docker
+            .pull(image.as_str(), progress)
+            .await
+            .map_err(|e| Error::ImageUnavailable {
+                image: image.clone(),
+                reason: format!("{e:#}"),
+            })
+    }
+
+    /// Starts `id` and marks it to start at boot; an idle container is idle no more.
     pub async fn start(&self, id: &ContainerId) -> Result<(), Error> {
-        let _guard = self.lock(id).await;
-        self.require_installed(id)?;
-        self.start_locked(id).await
+        let lock = self.lock(id).await?;
+        self.start_locked(&lock).await
     }
 
-    async fn start_locked(&self, id: &ContainerId) -> Result<(), Error> {
-        self.link(&self.paths.active_wants_dir(), id)?;
-        // A unit that failed earlier starts afresh, and its restart counter too.
-        self.systemd.reset_failed(&id.unit_name()).await?;
-        self.job(Action::Start, id).await
-    }
-
-    /// Stops `id`; it stays stopped across reboots until started again.
-    pub async fn stop(&self, id: &ContainerId) -> Result<(), Error> {
-        let _guard = self.lock(id).await;
-        self.require_installed(id)?;
-        atomic_file::remove(&self.paths.active_wants_dir().join(id.unit_name()))?;
-        self.job(Action::Stop, id).await
+    pub(crate) async fn start_locked(&self, lock: &Lock) -> Result<(), Error> {
+        self.run_locked(lock, Action::Start).await
     }
 
     /// Restarts `id` (starting it if stopped) and marks it to start at boot.
     pub async fn restart(&self, id: &ContainerId) -> Result<(), Error> {
-        let _guard = self.lock(id).await;
-        self.require_installed(id)?;
-        self.link(&self.paths.active_wants_dir(), id)?;
-        self.systemd.reset_failed(&id.unit_name()).await?;
-        self.job(Action::Restart, id).await
+        let lock = self.lock(id).await?;
+        self.run_locked(&lock, Action::Restart).await
     }
 
-    /// Replaces the links of `id`. They apply at every start; a running container gets
-    /// them at once (its old link rules are replaced).
-    pub async fn set_links(&self, id: &ContainerId, links: Vec<NetworkLink>) -> Result<(), Error> {
-        let _guard = self.lock(id).await;
-        let mut spec = self.spec(id)?;
-        spec.links = links;
-        self.write_spec(&spec)?;
-        let name = unit::docker_name(id);
-        if self.docker.inspect(&name).await?.is_some_and(|c| c.running) {
-            linker::apply(&self.docker, &self.netns, &name, &spec.links).await?;
+    /// Start or restart under `lock`: wanted at boot first, so that a crash before the job
+    /// leaves a container that runs after the next boot; out of idling only once it runs.
+    async fn run_locked(&self, lock: &Lock, action: Action) -> Result<(), Error> {
+        let id = lock.id();
+        self.require_installed(id)?;
+        let before = self.systemd.unit_state(&id.unit_name()).await?;
+        self.want_at_boot(id).await?;
+        let idle = self.thaw_if_frozen(id).await?;
+        // A unit that failed earlier starts afresh, and its restart counter too.
+        self.systemd.reset_failed(&id.unit_name()).await?;
+        self.job(action, id).await?;
+        if idle.is_some() {
+            self.end_idle(id).await?;
+        }
+        // The container now runs on its current spec (a start of a running unit changes
+        // nothing, so only a restart or a start from down lets old ports go).
+        if action == Action::Restart || !is_up(&before) {
+            self.release_retired(id)?;
         }
         Ok(())
     }
 
+    /// Stops `id`; it stays stopped across reboots until started again, and no connection
+    /// wakes it.
+    pub async fn stop(&self, id: &ContainerId) -> Result<(), Error> {
+        let lock = self.lock(id).await?;
+        self.stop_locked(&lock).await
+    }
+
+    async fn stop_locked(&self, lock: &Lock) -> Result<(), Error> {
+        let id = lock.id();
+        self.require_installed(id)?;
+        self.unwant_at_boot(id)?;
+        self.forget_idle(id).await?;
+        self.job(Action::Stop, id).await?;
+        self.release_retired(id)?;
+        Ok(())
+    }
+
+    /// Releases the ports an earlier spec of the running container kept.
+    pub(crate) fn release_retired(&self, id: &ContainerId) -> anyhow::Result<()> {
+        let mut spec = ContainerSpec::load(&self.paths, id)?;
+        if spec.retired_ports.is_empty() {
+            return Ok(());
+        }
+        Ports::new(&self.paths, self.port_range).release_only(id, &spec.retired_ports)?;
+        spec.retired_ports.clear();
+        spec.store(&self.paths)
+    }
+
+    /// Replaces the links of `id`. They apply at every start; a running container gets
+    /// them at once, and if they cannot be applied to it nothing is changed.
+    pub async fn set_links(
+        &self,
+        id: &ContainerId,
+        links: Vec<NetworkLink>,
+    ) -> Result<LinksSet, Error> {
+        let _lock = self.lock(id).await?;
+        let mut spec = self.spec(id)?;
+        let name = unit::docker_name(id);
+        let running = self.docker.inspect(&name).await?.is_some_and(|c| c.running);
+        if running {
+            linker::apply(&self.docker, &self.firewall, &name, &links)
+                .await
+                .map_err(|e| Error::Links {
+                    id: id.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+        }
+        spec.links = links;
+        spec.store(&self.paths)?;
+        Ok(match running {
+            true => LinksSet::Applied,
+            false => LinksSet::AtNextStart,
+        })
+    }
+
     /// Sets (or, with `None`, removes) the idle policy of `id`; `gear-idler` applies it
-    /// at its next look. Returns the updated spec.
+    /// at its next look (and is started if it does not run). Returns the updated spec.
     pub async fn set_idle_policy(
         &self,
         id: &ContainerId,
-        policy: Option<crate::idle::IdlePolicy>,
+        policy: Option<IdlePolicy>,
     ) -> Result<ContainerSpec, Error> {
-        let _guard = self.lock(id).await;
+        let _lock = self.lock(id).await?;
         let mut spec = self.spec(id)?;
+        if policy.is_some() && spec.ports.is_empty() {
+            return Err(Error::NotIdleable(id.clone()));
+        }
         spec.idle = policy;
-        self.write_spec(&spec)?;
+        spec.store(&self.paths)?;
+        if policy.is_some() {
+            self.ensure_idler().await?;
+        }
         Ok(spec)
     }
 
@@ -298,7 +336,7 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         env: Environment,
         reset: bool,
     ) -> Result<Environment, Error> {
-        let _guard = self.lock(id).await;
+        let _lock = self.lock(id).await?;
         let env = match (reset, Environment::load(&self.paths, id)?) {
             (false, Some(mut old)) => {
                 old.merge(env);
@@ -317,7 +355,8 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
     }
 
     /// Stops every installed container and keeps them stopped at boot (geard's purge);
-    /// nothing is removed. Returns the ids stopped, and the first error after trying all.
+    /// nothing is removed, and no idle container can wake. Each container is stopped under
+    /// its lock. Returns the ids stopped, and the first error after trying all.
     pub async fn stop_all(&self) -> Result<Vec<ContainerId>, Error> {
         let ids = super::list::installed(&self.paths)?;
         let mut first_error = None;
@@ -333,24 +372,30 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         }
     }
 
-    /// Deletes `id`: stops it, then removes its unit, links, spec, environment, ports and
-    /// Docker container, and nothing of any other container.
+    /// Deletes `id`: stops it, then removes its unit, links, spec, environment, ports, idle
+    /// state and Docker container, and nothing of any other container. Works on what a
+    /// half-done install left as well.
     pub async fn delete(&self, id: &ContainerId) -> Result<(), Error> {
-        let _guard = self.lock(id).await;
+        let _lock = self.lock(id).await?;
         let installed = self.is_installed(id);
-        let leftovers = self.paths.spec_file(id).exists();
+        let store = Ports::new(&self.paths, self.port_range);
+        let leftovers = self.paths.spec_file(id).exists()
+            || self.paths.env_file(id).exists()
+            || self.paths.idle_marker(id).exists()
+            || !store.reserved(id)?.is_empty();
         if !installed && !leftovers {
             return Err(Error::NotInstalled(id.clone()));
         }
         let unit_name = id.unit_name();
+        self.forget_idle(id).await?;
         if installed && self.systemd.unit_state(&unit_name).await?.active_state != "inactive" {
             self.job(Action::Stop, id).await?;
         }
         // Unit file first: once it is gone the container is no longer installed.
         atomic_file::remove(&self.paths.unit_file(id))?;
-        atomic_file::remove(&self.paths.active_wants_dir().join(&unit_name))?;
+        self.unwant_at_boot(id)?;
         atomic_file::remove(&self.paths.systemd_dir().join(&unit_name))?;
-        Ports::new(&self.paths, self.port_range).release(id)?;
+        store.release(id)?;
         atomic_file::remove(&self.paths.env_file(id))?;
         atomic_file::remove(&self.paths.spec_file(id))?;
         self.docker.remove_container(&unit::docker_name(id)).await?;
@@ -361,67 +406,6 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         }
         Ok(())
     }
-
-    /// Runs `action` on the unit of `id` and waits for it; a job that does not end `done`
-    /// is an error naming systemd's result.
-    pub(crate) async fn job(&self, action: Action, id: &ContainerId) -> Result<(), Error> {
-        match self.systemd.run_job(action, &id.unit_name()).await? {
-            JobResult::Done => Ok(()),
-            JobResult::Other(result) => Err(Error::Job {
-                id: id.clone(),
-                action: match action {
-                    Action::Start => "start",
-                    Action::Stop => "stop",
-                    Action::Restart => "restart",
-                },
-                result,
-            }),
-        }
-    }
-
-    /// Links the unit file into `dir` (systemd's unit dir, or a target's `.wants`).
-    pub(crate) fn link(&self, dir: &Path, id: &ContainerId) -> anyhow::Result<()> {
-        let link = dir.join(id.unit_name());
-        let target = self.paths.unit_file(id);
-        if std::fs::read_link(&link).is_ok_and(|t| t == target) {
-            return Ok(());
-        }
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let tmp = dir.join(format!(".{}.tmp", id.unit_name()));
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&target, &tmp)
-            .with_context(|| format!("linking {}", tmp.display()))?;
-        std::fs::rename(&tmp, &link).with_context(|| format!("linking {}", link.display()))
-    }
-
-    /// Makes systemd see the current unit file. A daemon-reload is needed only when
-    /// systemd has an older version loaded (or cached the name as not found); a new unit
-    /// is loaded on first reference, which keeps installs fast.
-    async fn ensure_loaded(&self, id: &ContainerId) -> anyhow::Result<()> {
-        let state = self.systemd.unit_state(&id.unit_name()).await?;
-        if state.load_state != "loaded" || state.need_daemon_reload {
-            self.systemd.reload().await?;
-        }
-        Ok(())
-    }
-}
-
-/// A host under `dir` with a fake systemd and `docker`, handing out ports 4000-4099: what
-/// the unit tests of everything built on [`Host`] start from.
-#[cfg(test)]
-pub(crate) fn fake_host(
-    dir: &Path,
-    docker: crate::docker::fake::FakeDocker,
-) -> Host<crate::systemd::fake::FakeSystemd, crate::docker::fake::FakeDocker> {
-    Host::new(
-        Paths::new(dir),
-        crate::systemd::fake::FakeSystemd::default(),
-        docker,
-        PortRange {
-            first: 4000,
-            last: 4099,
-        },
-    )
 }
 
 #[cfg(test)]

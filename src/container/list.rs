@@ -1,5 +1,6 @@
-//! Listing containers: the container units systemd has loaded, and optionally the
-//! installed ones it has not loaded (stopped containers systemd has garbage-collected).
+//! Listing containers: every installed container (a unit file on disk), with the state
+//! systemd has for it. systemd unloads a stopped unit nothing refers to; such a container
+//! is listed all the same, as `inactive`/`dead`.
 
 use std::collections::BTreeMap;
 
@@ -10,47 +11,37 @@ use crate::id::{ContainerId, UNIT_PATTERN};
 use crate::paths::Paths;
 use crate::systemd::Systemd;
 
-/// Lists containers, sorted by id. With `all`, installed containers that systemd has not
-/// loaded are included as `inactive`/`dead`.
-pub async fn list(
-    paths: &Paths,
-    systemd: &impl Systemd,
-    all: bool,
-) -> anyhow::Result<ContainerList> {
-    let mut by_id = BTreeMap::new();
+/// Lists the installed containers, sorted by id, in one call to systemd.
+pub async fn list(paths: &Paths, systemd: &impl Systemd) -> anyhow::Result<ContainerList> {
+    let mut loaded = BTreeMap::new();
     for unit in systemd.list_units(UNIT_PATTERN).await? {
-        // A unit systemd only knows by name (a dangling reference) is not a container.
-        if matches!(unit.load_state.as_str(), "not-found" | "masked") {
-            continue;
+        if let Some(id) = ContainerId::from_unit_name(&unit.name) {
+            loaded.insert(id, unit);
         }
-        let Some(id) = ContainerId::from_unit_name(&unit.name) else {
-            continue;
-        };
-        by_id.insert(
-            id.clone(),
-            ContainerState {
-                id,
-                active_state: unit.active_state,
-                sub_state: unit.sub_state,
-                load_state: unit.load_state,
-                job_type: unit.job_type,
-            },
-        );
     }
-    if all {
-        for id in installed(paths)? {
-            by_id.entry(id.clone()).or_insert(ContainerState {
+    let containers = installed(paths)?
+        .into_iter()
+        .map(|id| match loaded.remove(&id) {
+            // A unit systemd knows only by name (a dangling reference) has no state of note.
+            Some(unit) if !matches!(unit.load_state.as_str(), "not-found" | "masked") => {
+                ContainerState {
+                    id,
+                    active_state: unit.active_state,
+                    sub_state: unit.sub_state,
+                    load_state: unit.load_state,
+                    job_type: unit.job_type,
+                }
+            }
+            _ => ContainerState {
                 id,
                 active_state: "inactive".into(),
                 sub_state: "dead".into(),
                 load_state: "loaded".into(),
                 job_type: None,
-            });
-        }
-    }
-    Ok(ContainerList {
-        containers: by_id.into_values().collect(),
-    })
+            },
+        })
+        .collect();
+    Ok(ContainerList { containers })
 }
 
 /// Ids of the containers with a unit file on disk.
@@ -81,50 +72,62 @@ mod tests {
     use super::*;
     use crate::systemd::fake::FakeSystemd;
 
+    fn installed_units(paths: &Paths, names: &[&str]) {
+        std::fs::create_dir_all(paths.units_dir()).unwrap();
+        for name in names {
+            std::fs::write(paths.units_dir().join(name), "").unwrap();
+        }
+    }
+
     #[tokio::test]
-    async fn lists_container_units_sorted_and_skips_not_found() {
+    async fn lists_every_installed_container_with_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        installed_units(
+            &paths,
+            &[
+                "ctr-idle1.service",
+                "ctr-web-1.service",
+                "ctr-web-2.service",
+                "ctr-gone.service",
+                "notes.txt",
+            ],
+        );
         let fake = FakeSystemd::with_units(&[
             ("ctr-web-2.service", "active", "running"),
             ("ctr-web-1.service", "failed", "failed"),
-            ("ctr-bad.service", "active", "running"),
+            // Loaded, but not installed: not a container of this host.
+            ("ctr-stray.service", "active", "running"),
         ]);
         fake.units.lock().unwrap().push(crate::systemd::UnitInfo {
             name: "ctr-gone.service".into(),
             load_state: "not-found".into(),
-            active_state: "inactive".into(),
-            sub_state: "dead".into(),
+            active_state: "active".into(),
+            sub_state: "running".into(),
             job_type: None,
         });
-        let dir = tempfile::tempdir().unwrap();
-        let list = list(&Paths::new(dir.path()), &fake, false).await.unwrap();
-        let ids: Vec<_> = list.containers.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(ids, ["web-1", "web-2"]);
-        assert_eq!(list.containers[0].active_state, "failed");
-        assert_eq!(*fake.calls.lock().unwrap(), ["list_units ctr-*.service"]);
-    }
-
-    #[tokio::test]
-    async fn all_adds_installed_units_systemd_has_not_loaded() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = Paths::new(dir.path());
-        std::fs::create_dir_all(paths.units_dir()).unwrap();
-        for name in ["ctr-idle1.service", "ctr-web-1.service", "notes.txt"] {
-            std::fs::write(paths.units_dir().join(name), "").unwrap();
-        }
-        let fake = FakeSystemd::with_units(&[("ctr-web-1.service", "active", "running")]);
-        let list = list(&paths, &fake, true).await.unwrap();
+        let list = list(&paths, &fake).await.unwrap();
         let got: Vec<_> = list
             .containers
             .iter()
             .map(|c| (c.id.as_str(), c.active_state.as_str()))
             .collect();
-        assert_eq!(got, [("idle1", "inactive"), ("web-1", "active")]);
+        assert_eq!(
+            got,
+            [
+                ("gone", "inactive"),
+                ("idle1", "inactive"),
+                ("web-1", "failed"),
+                ("web-2", "active")
+            ]
+        );
+        assert_eq!(*fake.calls.lock().unwrap(), ["list_units ctr-*.service"]);
     }
 
     #[tokio::test]
     async fn fresh_host_lists_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let list = list(&Paths::new(dir.path()), &FakeSystemd::default(), true)
+        let list = list(&Paths::new(dir.path()), &FakeSystemd::default())
             .await
             .unwrap();
         assert_eq!(list, ContainerList::default());

@@ -1,8 +1,12 @@
 //! Containers: what the agent reports about them and the operations on them.
 
 pub mod environment;
+pub mod host;
+pub mod idling;
 pub mod lifecycle;
+pub mod linker;
 pub mod list;
+pub mod lock;
 pub mod logs;
 pub mod ports;
 pub mod spec;

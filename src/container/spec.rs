@@ -4,13 +4,17 @@
 use std::fmt;
 use std::str::FromStr;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::environment::EnvironmentBody;
 use super::ports::{PortPair, PortRequest};
+use crate::atomic_file;
 use crate::id::ContainerId;
 use crate::idle::IdlePolicy;
 use crate::links::NetworkLink;
+use crate::paths::Paths;
+use crate::serde_str::serde_via_str;
 
 /// Why a field of an install request is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,24 +36,6 @@ pub enum InvalidField {
     /// A restart policy is unknown.
     #[error("restart policy '{0}' is unknown: expected no, on-failure or always")]
     Restart(String),
-}
-
-/// Serde through the type's `Display` and `FromStr`, so JSON input is validated exactly
-/// like CLI input.
-macro_rules! serde_via_str {
-    ($name:ident) => {
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
 }
 
 /// A Docker image reference, e.g. `gear-test/httpd:latest` or `registry:5000/a/b@sha256:…`.
@@ -308,6 +294,11 @@ pub struct ContainerSpec {
     /// Published ports, with their reserved host ports.
     #[serde(default)]
     pub ports: Vec<PortPair>,
+    /// Host ports of an earlier install that the running container still publishes: an
+    /// update never takes them away from it. They go when it next starts from down,
+    /// restarts or stops.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_ports: Vec<PortPair>,
     /// Its slice.
     #[serde(default)]
     pub slice: SliceName,
@@ -326,6 +317,26 @@ pub struct ContainerSpec {
     /// Its idle policy (specs written before idling existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdlePolicy>,
+}
+
+impl ContainerSpec {
+    /// Every host port the container may be publishing now: its own and the retired ones.
+    pub fn ports_in_use(&self) -> impl Iterator<Item = PortPair> + '_ {
+        self.ports.iter().chain(&self.retired_ports).copied()
+    }
+
+    /// Reads the spec of `id` from `specs/<id>.json`.
+    pub fn load(paths: &Paths, id: &ContainerId) -> anyhow::Result<ContainerSpec> {
+        let path = paths.spec_file(id);
+        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Stores this spec as `specs/<id>.json`, atomically.
+    pub fn store(&self, paths: &Paths) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(self).context("serialising the spec")?;
+        atomic_file::write(&paths.spec_file(&self.id), &json, 0o644)
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,111 @@
-//! When a running container has been quiet long enough to idle: the packet counters of its
-//! rules, compared from one look to the next. Pure: the caller passes the time.
+//! A container's idle policy (after how long without traffic it idles, and whether that
+//! stops or freezes it), and when a running container has been quiet long enough: the
+//! packet counters of its rules, compared from one look to the next. Pure: the caller
+//! passes the time.
 //!
 //! Counters are never zeroed (two processes zeroing one counter would lose packets);
 //! any change from the last look is traffic, including a reset when a rule is re-created.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::id::ContainerId;
+use crate::serde_str::serde_via_str;
+
+/// How a container is idled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdleMode {
+    /// Stop the unit: no process, no memory; waking costs a container start.
+    #[default]
+    Stop,
+    /// Freeze the container's processes (`docker pause`): memory stays, waking is a thaw.
+    Freeze,
+}
+
+impl IdleMode {
+    /// `stop` or `freeze`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdleMode::Stop => "stop",
+            IdleMode::Freeze => "freeze",
+        }
+    }
+}
+
+/// An idle mode that is neither `stop` nor `freeze`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("idle mode '{0}' is unknown: expected stop or freeze")]
+pub struct InvalidMode(String);
+
+impl FromStr for IdleMode {
+    type Err = InvalidMode;
+    fn from_str(s: &str) -> Result<Self, InvalidMode> {
+        match s.trim() {
+            "stop" => Ok(IdleMode::Stop),
+            "freeze" => Ok(IdleMode::Freeze),
+            other => Err(InvalidMode(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for IdleMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+serde_via_str!(IdleMode);
+
+/// A quiet period, written like `--idle-after`: `30s`, `5m`, `2h` (at least one second,
+/// the idler's measuring step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleAfter(Duration);
+
+impl IdleAfter {
+    /// The duration.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl FromStr for IdleAfter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let d = crate::duration::parse(s)?;
+        if d < Duration::from_secs(1) {
+            return Err(format!("idle time '{s}' is shorter than 1s"));
+        }
+        Ok(IdleAfter(d))
+    }
+}
+
+impl fmt::Display for IdleAfter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0.subsec_millis(), self.0.as_secs()) {
+            (0, s) if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            (0, s) if s % 60 == 0 => write!(f, "{}m", s / 60),
+            (0, s) => write!(f, "{s}s"),
+            _ => write!(f, "{}ms", self.0.as_millis()),
+        }
+    }
+}
+
+serde_via_str!(IdleAfter);
+
+/// A container's idle policy (`"Idle": {"After": "5m", "Mode": "stop"}` in its spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct IdlePolicy {
+    /// Idle it after this long without a packet to its published ports.
+    pub after: IdleAfter,
+    /// How.
+    #[serde(default)]
+    pub mode: IdleMode,
+}
 
 /// What was last seen of one container.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +159,28 @@ pub fn due(quiet: Duration, after: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policies_read_like_flags() {
+        let p: IdlePolicy = serde_json::from_str(r#"{"After":"90s"}"#).unwrap();
+        assert_eq!(p.after.get(), Duration::from_secs(90));
+        assert_eq!(p.mode, IdleMode::Stop);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"After":"90s","Mode":"stop"}"#
+        );
+        let p: IdlePolicy = serde_json::from_str(r#"{"After":"5m","Mode":"freeze"}"#).unwrap();
+        assert_eq!(p.after.to_string(), "5m");
+        assert_eq!(p.mode, IdleMode::Freeze);
+        for bad in [
+            r#"{"After":"500ms"}"#,
+            r#"{"After":"5s","Mode":"nap"}"#,
+            r#"{"After":"x"}"#,
+            r#"{"After":"5s","Other":1}"#,
+        ] {
+            assert!(serde_json::from_str::<IdlePolicy>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn quiet_time_restarts_with_every_packet() {

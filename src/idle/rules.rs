@@ -17,8 +17,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::container::ports::PortNumber;
 use crate::id::ContainerId;
+use crate::port::PortNumber;
 
 /// The idler's chain in the `raw` table.
 pub const CHAIN: &str = "GEAR-IDLE";

@@ -3,9 +3,9 @@
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use tokio::sync::OnceCell;
-use zbus_systemd::systemd1::{ManagerProxy, UnitProxy};
+use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
 
-use super::{Action, JobResult, Systemd, UnitInfo, UnitState};
+use super::{Action, JobResult, Systemd, UnitDetails, UnitInfo, UnitState};
 
 /// The system bus, connected on first use and shared by every call to PID 1.
 ///
@@ -105,6 +105,39 @@ impl Systemd for Dbus {
         })
     }
 
+    async fn unit_details(&self, name: &str) -> anyhow::Result<UnitDetails> {
+        let path = self
+            .manager()
+            .await?
+            .load_unit(name.to_string())
+            .await
+            .with_context(|| format!("loading unit {name}"))?;
+        let conn = self.conn().await?;
+        let unit = UnitProxy::builder(conn)
+            .path(path.clone())
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        let service = ServiceProxy::builder(conn)
+            .path(path)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        // Each property is optional: a unit systemd has just unloaded answers some of them
+        // with errors, and `gear status` shows what there is.
+        Ok(UnitDetails {
+            since_usec: unit.state_change_timestamp().await.ok().filter(|&t| t > 0),
+            main_pid: service.main_pid().await.ok().filter(|&p| p > 0),
+            // u64::MAX is systemd's "not accounted".
+            memory_bytes: service
+                .memory_current()
+                .await
+                .ok()
+                .filter(|&m| m != u64::MAX),
+            result: service.result().await.ok(),
+        })
+    }
+
     async fn run_job(&self, action: Action, name: &str) -> anyhow::Result<JobResult> {
         let manager = self.manager().await?;
         // Listen before queueing the job, or a fast job's JobRemoved could be missed.
@@ -154,5 +187,16 @@ impl Systemd for Dbus {
             .reload()
             .await
             .context("reloading systemd (daemon-reload)")
+    }
+
+    async fn enable(&self, name: &str) -> anyhow::Result<()> {
+        // Not runtime-only (it must last across reboots), and never forced over a link an
+        // administrator made.
+        self.manager()
+            .await?
+            .enable_unit_files(vec![name.to_string()], false, false)
+            .await
+            .map(drop)
+            .with_context(|| format!("enabling {name}"))
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use super::{Action, JobResult, Systemd, UnitInfo, UnitState};
+use super::{Action, JobResult, Systemd, UnitDetails, UnitInfo, UnitState};
 
 /// Holds the units a test says are loaded, and records every call.
 #[derive(Debug, Default)]
@@ -74,6 +74,17 @@ impl Systemd for FakeSystemd {
         })
     }
 
+    async fn unit_details(&self, name: &str) -> anyhow::Result<UnitDetails> {
+        self.record(format!("unit_details {name}"));
+        let running = self.active_state(name) == "active";
+        Ok(UnitDetails {
+            since_usec: Some(1_700_000_000_000_000),
+            main_pid: running.then_some(4242),
+            memory_bytes: running.then_some(8 << 20),
+            result: Some("success".into()),
+        })
+    }
+
     async fn run_job(&self, action: Action, name: &str) -> anyhow::Result<JobResult> {
         self.record(format!("{action:?} {name}").to_lowercase());
         if action != Action::Stop && self.failing.lock().unwrap().iter().any(|u| u == name) {
@@ -111,6 +122,11 @@ impl Systemd for FakeSystemd {
 
     async fn reload(&self) -> anyhow::Result<()> {
         self.record("reload".into());
+        Ok(())
+    }
+
+    async fn enable(&self, name: &str) -> anyhow::Result<()> {
+        self.record(format!("enable {name}"));
         Ok(())
     }
 

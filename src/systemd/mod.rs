@@ -39,6 +39,19 @@ pub struct UnitState {
     pub need_daemon_reload: bool,
 }
 
+/// More of what `systemctl status` shows of a unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitDetails {
+    /// When it entered its current state (`StateChangeTimestamp`, µs since the epoch).
+    pub since_usec: Option<u64>,
+    /// Its main process, while it has one.
+    pub main_pid: Option<u32>,
+    /// The memory its cgroup uses (`MemoryCurrent`), where accounted.
+    pub memory_bytes: Option<u64>,
+    /// How it last ended (`Result`: `success`, `exit-code`, `oom-kill`, ...).
+    pub result: Option<String>,
+}
+
 /// How a job systemd ran for gear ended (`JobRemoved`'s result).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobResult {
@@ -70,6 +83,9 @@ pub trait Systemd: Send + Sync + 'static {
     /// The state of unit `name`, loading it from disk if systemd has not yet.
     fn unit_state(&self, name: &str) -> impl Future<Output = anyhow::Result<UnitState>> + Send;
 
+    /// Details of service `name` for `gear status`.
+    fn unit_details(&self, name: &str) -> impl Future<Output = anyhow::Result<UnitDetails>> + Send;
+
     /// Queues `action` on unit `name` (mode `replace`) and waits until the job ends.
     fn run_job(
         &self,
@@ -82,4 +98,7 @@ pub trait Systemd: Send + Sync + 'static {
 
     /// Re-reads every unit file (`daemon-reload`).
     fn reload(&self) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Enables unit file `name` as its `[Install]` section says (`EnableUnitFiles`).
+    fn enable(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
 }

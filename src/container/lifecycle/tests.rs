@@ -1,15 +1,17 @@
 //! Tests of `lifecycle`.
 
-use super::*;
-use crate::docker::fake::FakeDocker;
-use crate::linker::fake::FakeNetns;
-use crate::systemd::fake::FakeSystemd;
+use std::path::Path;
 
-fn host(dir: &Path) -> Host<FakeSystemd, FakeDocker, FakeNetns> {
+use super::*;
+use crate::container::host::{Fake, fake_host};
+use crate::docker::fake::FakeDocker;
+use crate::netfilter::Namespace;
+
+fn host(dir: &Path) -> Host<Fake> {
     let docker = FakeDocker::default();
     docker.images.lock().unwrap().insert("img".into());
     docker.pullable.lock().unwrap().insert("remote/img".into());
-    crate::container::lifecycle::fake_host(dir, docker).with_netns(FakeNetns::default())
+    fake_host(dir, docker)
 }
 
 fn req(json: &str) -> InstallRequest {
@@ -102,7 +104,7 @@ async fn links_are_kept_across_reinstalls_and_applied_to_a_running_container() {
     assert_eq!(h.spec(&web).unwrap().links.len(), 1);
     // Not running: stored only.
     h.set_links(&web, vec![]).await.unwrap();
-    assert!(h.netns.runs.lock().unwrap().is_empty());
+    assert!(h.firewall.scripts.lock().unwrap().is_empty());
     let gateway = std::net::Ipv4Addr::new(10, 0, 0, 1);
     h.docker.containers.lock().unwrap().insert(
         "ctr-web-1".into(),
@@ -116,9 +118,13 @@ async fn links_are_kept_across_reinstalls_and_applied_to_a_running_container() {
     h.set_links(&web, vec!["127.0.0.2:81:10.0.0.9:4001".parse().unwrap()])
         .await
         .unwrap();
-    let runs = h.netns.runs.lock().unwrap();
-    assert_eq!(runs.len(), 1);
-    assert!(runs[0].2.contains("--to-destination 10.0.0.9:4001"));
+    let rules = h.firewall.lines_of(Namespace::Of(7), "nat");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.contains("--to-destination 10.0.0.9:4001")),
+        "{rules:?}"
+    );
     assert!(matches!(h.spec(&id("nope")), Err(Error::NotInstalled(_))));
 }
 

@@ -40,6 +40,26 @@ impl<'a> Ports<'a> {
         id: &ContainerId,
         requested: &[PortRequest],
     ) -> Result<Vec<PortPair>, PortError> {
+        self.reserve_and(id, requested, true)
+    }
+
+    /// As [`Ports::reserve`], but the ports `id` held before and no longer asks for stay
+    /// reserved: a running container still publishes them until it restarts on the new
+    /// request. [`Ports::release_only`] lets them go then.
+    pub fn reserve_keeping(
+        &self,
+        id: &ContainerId,
+        requested: &[PortRequest],
+    ) -> Result<Vec<PortPair>, PortError> {
+        self.reserve_and(id, requested, false)
+    }
+
+    fn reserve_and(
+        &self,
+        id: &ContainerId,
+        requested: &[PortRequest],
+        release_unclaimed: bool,
+    ) -> Result<Vec<PortPair>, PortError> {
         check_request(requested)?;
         let dir = self.paths.ports_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -72,6 +92,11 @@ impl<'a> Ports<'a> {
         };
         // The new reservations are durable: from here on, a failure only leaves an entry that
         // names `id`, which its next reserve or release removes, so it is logged, not returned.
+        let unclaimed = if release_unclaimed {
+            unclaimed
+        } else {
+            BTreeMap::new()
+        };
         for external in unclaimed.into_keys() {
             if let Err(e) = remove_if_owned(&dir, external, id) {
                 log::warn!("releasing host port {external} of {id}: {e:#}");
@@ -196,6 +221,18 @@ impl<'a> Ports<'a> {
             sync_dir(&dir)?;
         }
         Ok(())
+    }
+
+    /// Releases those of `ports` that `id` holds (never another id's).
+    pub fn release_only(&self, id: &ContainerId, ports: &[PortPair]) -> anyhow::Result<()> {
+        if ports.is_empty() {
+            return Ok(());
+        }
+        let dir = self.paths.ports_dir();
+        for p in ports {
+            remove_if_owned(&dir, p.external, id)?;
+        }
+        sync_dir(&dir)
     }
 
     /// All reservations on the host: (external, owner id, internal), sorted by external port.

@@ -3,20 +3,19 @@
 use std::path::Path;
 
 use super::*;
+use crate::container::host::{Fake, fake_host};
 use crate::docker::ContainerInfo;
 use crate::docker::fake::FakeDocker;
-use crate::idle::firewall::fake::FakeFirewall;
 use crate::idle::firewall::listing;
-use crate::systemd::fake::FakeSystemd;
 
-type TestHost = Host<FakeSystemd, FakeDocker>;
+type TestHost = Host<Fake>;
 
 /// A host with `web-1` installed and running, publishing a port that really listens on
 /// 127.0.0.1 (its "bridge address" in the fake), so readiness can be checked for real.
 async fn host(dir: &Path, policy: bool) -> (TestHost, tokio::net::TcpListener, ContainerId) {
     let docker = FakeDocker::default();
     docker.images.lock().unwrap().insert("img".into());
-    let h = crate::container::lifecycle::fake_host(dir, docker);
+    let h = fake_host(dir, docker);
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = app.local_addr().unwrap().port();
     let idle = if policy {
@@ -53,31 +52,26 @@ fn kinds(l: &crate::idle::rules::Listing) -> Vec<Kind> {
 async fn idle_then_wake_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let (h, _app, id) = host(dir.path(), true).await;
-    let fw = FakeFirewall::default();
-    let lock = Locked::acquire(&h.paths, &id).await.unwrap();
+    let lock = h.lock(&id).await.unwrap();
     let ports = h.spec(&id).unwrap().ports;
 
-    idle(&h, &fw, &lock, IdleMode::Stop).await.unwrap();
+    h.idle_locked(&lock, IdleMode::Stop).await.unwrap();
     assert_eq!(marked(&h.paths, &id).unwrap(), Some(IdleMode::Stop));
     assert!(!wants(&h, &id), "an idle container must not start at boot");
     assert_eq!(h.systemd.active_state("ctr-web-1.service"), "inactive");
-    assert_eq!(kinds(&listing(&fw).await.unwrap()), [Kind::Hold]);
+    assert_eq!(kinds(&listing(&h.firewall).await.unwrap()), [Kind::Hold]);
 
-    let woken = wake(&h, &lock, &ports, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let woken = h.wake(&lock, &ports, Duration::from_secs(5)).await.unwrap();
     assert_eq!(woken, Woken::Ready);
     assert_eq!(marked(&h.paths, &id).unwrap(), None);
     assert!(wants(&h, &id));
     assert_eq!(h.systemd.active_state("ctr-web-1.service"), "active");
     // Held packets may go before the rules change; then the rules become counting ones.
-    assert_eq!(kinds(&listing(&fw).await.unwrap()), [Kind::Hold]);
-    after_wake(&h, &fw, &lock).await.unwrap();
-    assert_eq!(kinds(&listing(&fw).await.unwrap()), [Kind::Count]);
+    assert_eq!(kinds(&listing(&h.firewall).await.unwrap()), [Kind::Hold]);
+    h.after_wake(&lock).await.unwrap();
+    assert_eq!(kinds(&listing(&h.firewall).await.unwrap()), [Kind::Count]);
     // Waking an awake container does nothing.
-    let again = wake(&h, &lock, &ports, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let again = h.wake(&lock, &ports, Duration::from_secs(5)).await.unwrap();
     assert_eq!(again, Woken::WasAwake);
 }
 
@@ -85,50 +79,46 @@ async fn idle_then_wake_round_trip() {
 async fn freeze_pauses_and_wake_thaws() {
     let dir = tempfile::tempdir().unwrap();
     let (h, _app, id) = host(dir.path(), false).await;
-    let fw = FakeFirewall::default();
-    let lock = Locked::acquire(&h.paths, &id).await.unwrap();
-    idle(&h, &fw, &lock, IdleMode::Freeze).await.unwrap();
+    let lock = h.lock(&id).await.unwrap();
+    h.idle_locked(&lock, IdleMode::Freeze).await.unwrap();
     assert_eq!(h.systemd.active_state("ctr-web-1.service"), "active");
     assert!(h.docker.containers.lock().unwrap()["ctr-web-1"].paused);
     let ports = h.spec(&id).unwrap().ports;
-    let woken = wake(&h, &lock, &ports, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let woken = h.wake(&lock, &ports, Duration::from_secs(5)).await.unwrap();
     assert_eq!(woken, Woken::Ready);
     assert!(!h.docker.containers.lock().unwrap()["ctr-web-1"].paused);
     // Thawed, not restarted.
     let calls = h.systemd.calls.lock().unwrap().clone();
     assert_eq!(
-        calls.iter().filter(|c| c.starts_with("start")).count(),
+        calls
+            .iter()
+            .filter(|c| *c == "start ctr-web-1.service")
+            .count(),
         1,
         "{calls:?}"
     );
     // Without a policy, a running container has no rules at all.
-    after_wake(&h, &fw, &lock).await.unwrap();
-    assert!(listing(&fw).await.unwrap().rules.is_empty());
+    h.after_wake(&lock).await.unwrap();
+    assert!(listing(&h.firewall).await.unwrap().rules.is_empty());
 }
 
 #[tokio::test]
 async fn a_failed_wake_leaves_it_idle() {
     let dir = tempfile::tempdir().unwrap();
     let (h, _app, id) = host(dir.path(), true).await;
-    let fw = FakeFirewall::default();
-    let lock = Locked::acquire(&h.paths, &id).await.unwrap();
-    idle(&h, &fw, &lock, IdleMode::Stop).await.unwrap();
+    let lock = h.lock(&id).await.unwrap();
+    h.idle_locked(&lock, IdleMode::Stop).await.unwrap();
     h.systemd
         .failing
         .lock()
         .unwrap()
         .push("ctr-web-1.service".into());
     let ports = h.spec(&id).unwrap().ports;
-    let err = wake(&h, &lock, &ports, Duration::from_secs(1)).await;
-    assert!(
-        matches!(err, Err(Error::Container(lifecycle::Error::Job { .. }))),
-        "{err:?}"
-    );
+    let err = h.wake(&lock, &ports, Duration::from_secs(1)).await;
+    assert!(matches!(err, Err(Error::Job { .. })), "{err:?}");
     assert_eq!(marked(&h.paths, &id).unwrap(), Some(IdleMode::Stop));
     assert!(!wants(&h, &id));
-    assert_eq!(kinds(&listing(&fw).await.unwrap()), [Kind::Hold]);
+    assert_eq!(kinds(&listing(&h.firewall).await.unwrap()), [Kind::Hold]);
 }
 
 #[tokio::test]
@@ -136,11 +126,11 @@ async fn a_port_that_never_answers_is_not_ready() {
     let dir = tempfile::tempdir().unwrap();
     let (h, app, id) = host(dir.path(), true).await;
     drop(app);
-    let fw = FakeFirewall::default();
-    let lock = Locked::acquire(&h.paths, &id).await.unwrap();
-    idle(&h, &fw, &lock, IdleMode::Stop).await.unwrap();
+    let lock = h.lock(&id).await.unwrap();
+    h.idle_locked(&lock, IdleMode::Stop).await.unwrap();
     let ports = h.spec(&id).unwrap().ports;
-    let woken = wake(&h, &lock, &ports, Duration::from_millis(200))
+    let woken = h
+        .wake(&lock, &ports, Duration::from_millis(200))
         .await
         .unwrap();
     assert_eq!(woken, Woken::NotReady);
@@ -150,18 +140,21 @@ async fn a_port_that_never_answers_is_not_ready() {
 async fn stop_and_start_clear_the_idle_state() {
     let dir = tempfile::tempdir().unwrap();
     let (h, _app, id) = host(dir.path(), true).await;
-    let fw = FakeFirewall::default();
-    let lock = Locked::acquire(&h.paths, &id).await.unwrap();
-    idle(&h, &fw, &lock, IdleMode::Freeze).await.unwrap();
-    clear_for_start(&h, &fw, &lock).await.unwrap();
+    let lock = h.lock(&id).await.unwrap();
+    h.idle_locked(&lock, IdleMode::Freeze).await.unwrap();
+    drop(lock);
+    h.start(&id).await.unwrap();
+    let lock = h.lock(&id).await.unwrap();
     assert_eq!(marked(&h.paths, &id).unwrap(), None);
     assert!(!h.docker.containers.lock().unwrap()["ctr-web-1"].paused);
-    assert!(listing(&fw).await.unwrap().rules.is_empty());
+    // Started: counting rules (it has a policy), no holding ones.
+    assert_eq!(kinds(&listing(&h.firewall).await.unwrap()), [Kind::Count]);
 
-    idle(&h, &fw, &lock, IdleMode::Stop).await.unwrap();
-    forget(&h, &fw, &lock).await.unwrap();
+    h.idle_locked(&lock, IdleMode::Stop).await.unwrap();
+    drop(lock);
+    h.stop(&id).await.unwrap();
     assert_eq!(marked(&h.paths, &id).unwrap(), None);
-    assert!(listing(&fw).await.unwrap().rules.is_empty());
+    assert!(listing(&h.firewall).await.unwrap().rules.is_empty());
 }
 
 #[tokio::test]
@@ -176,9 +169,9 @@ async fn no_ports_nothing_to_wake() {
     )
     .await
     .unwrap();
-    let lock = Locked::acquire(&h.paths, &id).await.unwrap();
-    let err = idle(&h, &FakeFirewall::default(), &lock, IdleMode::Stop).await;
-    assert!(matches!(err, Err(Error::NoPorts(_))), "{err:?}");
+    let lock = h.lock(&id).await.unwrap();
+    let err = h.idle_locked(&lock, IdleMode::Stop).await;
+    assert!(matches!(err, Err(Error::NotIdleable(_))), "{err:?}");
     assert_eq!(marked(&h.paths, &id).unwrap(), None);
 }
 
@@ -186,16 +179,15 @@ async fn no_ports_nothing_to_wake() {
 async fn a_start_that_hangs_is_given_up_and_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let (h, _app, id) = host(dir.path(), true).await;
-    let fw = FakeFirewall::default();
-    let lock = Locked::acquire(&h.paths, &id).await.unwrap();
-    idle(&h, &fw, &lock, IdleMode::Stop).await.unwrap();
+    let lock = h.lock(&id).await.unwrap();
+    h.idle_locked(&lock, IdleMode::Stop).await.unwrap();
     h.systemd
         .hanging
         .lock()
         .unwrap()
         .push("ctr-web-1.service".into());
     let ports = h.spec(&id).unwrap().ports;
-    let err = wake(&h, &lock, &ports, Duration::from_millis(200)).await;
+    let err = h.wake(&lock, &ports, Duration::from_millis(200)).await;
     assert!(
         matches!(&err, Err(e) if e.to_string().contains("did not start within")),
         "{err:?}"

@@ -4,21 +4,19 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::*;
+use crate::container::host::{Fake, fake_host};
 use crate::docker::ContainerInfo;
 use crate::docker::fake::FakeDocker;
-use crate::idle::firewall::fake::FakeFirewall;
 use crate::idle::queue::fake::FakeQueue;
 use crate::idle::rules::Kind;
-use crate::systemd::fake::FakeSystemd;
 
-type TestIdler = Idler<FakeSystemd, FakeDocker, FakeFirewall>;
+type TestIdler = Idler<Fake>;
 
 struct Bed {
     idler: TestIdler,
     events: UnboundedReceiver<Event>,
     queue: FakeQueue,
-    host: Arc<Host<FakeSystemd, FakeDocker>>,
-    fw: Arc<FakeFirewall>,
+    host: Arc<Host<Fake>>,
     external: u16,
     _app: tokio::net::TcpListener,
 }
@@ -36,7 +34,7 @@ async fn bed(dir: &Path) -> Bed {
             ..Default::default()
         },
     );
-    let host = Arc::new(crate::container::lifecycle::fake_host(dir, docker));
+    let host = Arc::new(fake_host(dir, docker));
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let internal = app.local_addr().unwrap().port();
     let body = format!(
@@ -47,13 +45,12 @@ async fn bed(dir: &Path) -> Bed {
         .install(&id, serde_json::from_str(&body).unwrap(), None)
         .await
         .unwrap();
-    let fw = Arc::new(FakeFirewall::default());
     let opts = Options {
         tick: Duration::from_secs(1),
         wake_timeout: Duration::from_secs(5),
         retry_after: Duration::from_secs(60),
     };
-    let (idler, events) = Idler::new(host.clone(), fw.clone(), opts);
+    let (idler, events) = Idler::new(host.clone(), opts);
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let queue = FakeQueue {
         rx,
@@ -64,7 +61,6 @@ async fn bed(dir: &Path) -> Bed {
         events,
         queue,
         host,
-        fw,
         external: done.ports[0].external.get(),
         _app: app,
     }
@@ -88,7 +84,7 @@ impl Bed {
     }
 
     fn kinds(&self) -> Vec<String> {
-        self.fw.rule_lines()
+        self.host.firewall.rule_lines()
     }
 }
 
@@ -107,7 +103,7 @@ async fn a_quiet_container_is_idled_and_a_busy_one_is_not() {
     assert!(b.kinds().iter().any(|l| l.contains("gear-count:web-1")));
     b.idler.tick(at(1)).await.unwrap();
     // Traffic at 4 s keeps it up past 6 s.
-    b.fw.count("gear-count:web-1", 3);
+    b.host.firewall.count("gear-count:web-1", 3);
     b.idler.tick(at(4)).await.unwrap();
     b.idler.tick(at(8)).await.unwrap();
     assert!(b.idler.busy.is_empty());
@@ -134,10 +130,8 @@ async fn a_quiet_container_is_idled_and_a_busy_one_is_not() {
 async fn first_syns_wake_it_and_all_go_together() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = bed(dir.path()).await;
-    let lock = Locked::acquire(&b.host.paths, &id()).await.unwrap();
-    ops::idle(&b.host, b.fw.as_ref(), &lock, IdleMode::Stop)
-        .await
-        .unwrap();
+    let lock = b.host.lock(&id()).await.unwrap();
+    b.host.idle_locked(&lock, IdleMode::Stop).await.unwrap();
     drop(lock);
     for token in 1..=3 {
         b.idler.packet(b.held(token), &b.queue);
@@ -156,10 +150,8 @@ async fn first_syns_wake_it_and_all_go_together() {
 async fn a_failed_wake_refuses_and_does_not_retry_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = bed(dir.path()).await;
-    let lock = Locked::acquire(&b.host.paths, &id()).await.unwrap();
-    ops::idle(&b.host, b.fw.as_ref(), &lock, IdleMode::Stop)
-        .await
-        .unwrap();
+    let lock = b.host.lock(&id()).await.unwrap();
+    b.host.idle_locked(&lock, IdleMode::Stop).await.unwrap();
     drop(lock);
     b.host
         .systemd
@@ -194,7 +186,7 @@ async fn other_ports_and_stopped_containers_pass() {
     b.idler.tick(Instant::now()).await.unwrap();
     b.host.delete(&id()).await.unwrap();
     crate::idle::firewall::sync_one(
-        b.fw.as_ref(),
+        &b.host.firewall,
         &id(),
         &[crate::idle::rules::Rule {
             kind: Kind::Hold,

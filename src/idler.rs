@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use super::firewall::{self, Firewall};
-use super::ops::{self, Woken};
-use super::policy::{self, Tracker};
-use super::queue::{Held, PacketQueue};
-use super::{IdleMode, Locked, marked, unmark};
-use crate::container::lifecycle::Host;
+use crate::container::host::{Host, Parts};
+use crate::container::idling::{Woken, hold_rules, running_rules};
 use crate::container::list::installed;
-use crate::container::ports::{PortNumber, PortPair, PortRange, Ports};
-use crate::docker::Docker;
+use crate::container::lock::Lock;
+use crate::container::ports::{PortNumber, PortRange, Ports};
 use crate::id::{ContainerId, UNIT_PATTERN};
+use crate::idle::firewall;
+use crate::idle::policy::{self, Tracker};
+use crate::idle::queue::{Held, PacketQueue};
+use crate::idle::{IdleMode, marked, unmark};
 use crate::systemd::{Systemd, notify};
 
 /// How the idler runs.
@@ -58,9 +58,8 @@ pub enum Event {
 
 /// The idler's state.
 #[derive(Debug)]
-pub struct Idler<S, D, F> {
-    host: Arc<Host<S, D>>,
-    fw: Arc<F>,
+pub struct Idler<P: Parts> {
+    host: Arc<Host<P>>,
     opts: Options,
     tracker: Tracker,
     /// Containers being woken, with the packets waiting for them.
@@ -72,17 +71,12 @@ pub struct Idler<S, D, F> {
     events: UnboundedSender<Event>,
 }
 
-impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
+impl<P: Parts> Idler<P> {
     /// An idler, and the receiver of its tasks' events.
-    pub fn new(
-        host: Arc<Host<S, D>>,
-        fw: Arc<F>,
-        opts: Options,
-    ) -> (Idler<S, D, F>, UnboundedReceiver<Event>) {
+    pub fn new(host: Arc<Host<P>>, opts: Options) -> (Idler<P>, UnboundedReceiver<Event>) {
         let (events, rx) = unbounded_channel();
         let idler = Idler {
             host,
-            fw,
             opts,
             tracker: Tracker::new(),
             waking: HashMap::new(),
@@ -95,10 +89,10 @@ impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
 
     /// A held SYN: let it go unless it is for an idle container, which it then wakes.
     pub fn packet(&mut self, held: Held, queue: &impl PacketQueue) {
-        let Some((id, internal)) = PortNumber::try_from(held.port).ok().and_then(|port| {
-            self.owner(port)
-                .map(|(id, internal)| (id, (port, internal)))
-        }) else {
+        let Some((id, _internal)) = PortNumber::try_from(held.port)
+            .ok()
+            .and_then(|port| self.owner(port))
+        else {
             // Not a gear port (a stale rule; the next tick removes it).
             return queue.release(vec![held.token]);
         };
@@ -115,19 +109,14 @@ impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
         }
         log::info!("waking {id}: connection to port {}", held.port);
         self.waking.insert(id.clone(), vec![held.token]);
-        let (host, fw, events, timeout) = (
+        let (host, events, timeout) = (
             self.host.clone(),
-            self.fw.clone(),
             self.events.clone(),
             self.opts.wake_timeout,
         );
-        let port = PortPair {
-            external: internal.0,
-            internal: internal.1,
-        };
         tokio::spawn(async move {
             let since = Instant::now();
-            let lock = match Locked::acquire(&host.paths, &id).await {
+            let lock = match host.lock(&id).await {
                 Ok(lock) => lock,
                 Err(e) => {
                     let outcome = Err(format!("{e:#}"));
@@ -135,13 +124,17 @@ impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
                     return;
                 }
             };
-            let outcome = ops::wake(&host, &lock, &[port], timeout)
-                .await
-                .map_err(|e| format!("{e:#}"));
+            // Every published port must answer before held connections go, not only the
+            // one this SYN was for: a client may use several.
+            let outcome = match host.spec(&id) {
+                Ok(spec) => host.wake(&lock, &spec.ports, timeout).await,
+                Err(e) => Err(e),
+            }
+            .map_err(|e| format!("{e:#}"));
             let woke = matches!(outcome, Ok(Woken::Ready | Woken::NotReady));
             // Packets go first; the rules change after, still under the lock.
             let _ = events.send(Event::Woken { id, outcome, since });
-            if woke && let Err(e) = ops::after_wake(&host, fw.as_ref(), &lock).await {
+            if woke && let Err(e) = host.after_wake(&lock).await {
                 log::warn!("{}: updating rules after the wake: {e:#}", lock.id());
             }
         });
@@ -208,7 +201,7 @@ impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
     /// container whose lock is taken is left for the next tick.
     pub async fn tick(&mut self, now: Instant) -> anyhow::Result<(usize, usize)> {
         let host = self.host.clone();
-        let listing = firewall::listing(self.fw.as_ref()).await?;
+        let listing = firewall::listing(&self.host.firewall).await?;
         let installed: BTreeSet<ContainerId> = installed(&host.paths)?.into_iter().collect();
         // Containers gone while the idler was away still have rules to remove.
         let candidates: BTreeSet<ContainerId> = installed
@@ -219,7 +212,7 @@ impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
             .collect();
         let mut locks = HashMap::new();
         for id in candidates {
-            if let Some(lock) = Locked::try_acquire(&host.paths, &id)? {
+            if let Some(lock) = host.try_lock(&id)? {
                 locks.insert(id, lock);
             }
         }
@@ -245,12 +238,14 @@ impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
                 // Started by hand (systemctl start): running wins.
                 Some(IdleMode::Stop) if running => {
                     log::info!("{id} runs although marked idle; it is no longer idle");
+                    // Wanted at boot again too: a wake that crashed after its start.
+                    host.want_at_boot(&id).await?;
                     unmark(&host.paths, &id)?;
                 }
                 Some(_) => {
                     idle += 1;
                     scope.insert(id);
-                    want.extend(ops::hold_rules(&spec));
+                    want.extend(hold_rules(&spec));
                     continue;
                 }
                 None => {}
@@ -269,21 +264,21 @@ impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
                 continue;
             }
             scope.insert(id);
-            want.extend(ops::running_rules(&spec));
+            want.extend(running_rules(&spec));
         }
         self.tracker
             .retain(|id| scope.contains(id) || self.busy.contains(id));
-        firewall::sync(self.fw.as_ref(), Some(&scope), &want).await?;
+        firewall::sync(&self.host.firewall, Some(&scope), &want).await?;
         drop(locks);
         Ok((idle, watched))
     }
 
-    fn start_idle(&mut self, lock: Locked, mode: IdleMode, quiet: Duration) {
+    fn start_idle(&mut self, lock: Lock, mode: IdleMode, quiet: Duration) {
         let id = lock.id().clone();
         self.busy.insert(id.clone());
-        let (host, fw, events) = (self.host.clone(), self.fw.clone(), self.events.clone());
+        let (host, events) = (self.host.clone(), self.events.clone());
         tokio::spawn(async move {
-            let error = match ops::idle(&host, fw.as_ref(), &lock, mode).await {
+            let error = match host.idle_locked(&lock, mode).await {
                 Ok(()) => {
                     log::info!(
                         "idled {id} ({mode}) after {} s without traffic",
@@ -300,15 +295,14 @@ impl<S: Systemd, D: Docker, F: Firewall> Idler<S, D, F> {
 }
 
 /// Runs the idler until `shutdown` completes: reconciles once, reports READY, then serves.
-pub async fn run<S: Systemd, D: Docker, F: Firewall, Q: PacketQueue>(
-    host: Arc<Host<S, D>>,
-    fw: Arc<F>,
+pub async fn run<P: Parts, Q: PacketQueue>(
+    host: Arc<Host<P>>,
     mut queue: Q,
     opts: Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let tick = opts.tick;
-    let (mut idler, mut events) = Idler::new(host, fw, opts);
+    let (mut idler, mut events) = Idler::new(host, opts);
     // Hold rules first, so idle containers wake from the moment systemd calls us ready.
     let (idle, watched) = idler.tick(Instant::now()).await?;
     notify::ready(&format!("{idle} idle, {watched} watched"));

@@ -1,0 +1,108 @@
+//! The answers of the API, typed once and shared by the agent (which serialises them) and
+//! the CLI and `gear deploy` (which read them back), so a renamed field is a compile error
+//! rather than an empty column. Field names are geard's PascalCase.
+
+use serde::{Deserialize, Serialize};
+
+use crate::container::ContainerState;
+pub use crate::container::lifecycle::Installed;
+use crate::container::ports::PortPair;
+use crate::container::spec::ContainerSpec;
+use crate::id::ContainerId;
+use crate::idle::IdleMode;
+
+/// `GET /container/:id/status` (and the answer of start, stop, restart, idle, unidle and
+/// idle-policy): systemd's view, what the container was installed with, and more of what
+/// `systemctl status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Status {
+    /// Its id and unit states.
+    #[serde(flatten)]
+    pub state: ContainerState,
+    /// The unit, `ctr-<id>.service`.
+    #[serde(default)]
+    pub unit: String,
+    /// What it was installed with.
+    pub spec: ContainerSpec,
+    /// How it was idled, while it is idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdleMode>,
+    /// When the unit entered its current state, in microseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_usec: Option<u64>,
+    /// The unit's main process (`docker run`), while there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_pid: Option<u32>,
+    /// Memory the unit's processes use now, in bytes, where systemd accounts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// How the unit last ended (`success`, `exit-code`, `oom-kill`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+/// `GET /container/:id/ports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ports {
+    /// Published ports.
+    pub ports: Vec<PortPair>,
+}
+
+/// `POST /containers/links`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Linked {
+    /// The containers whose links were set.
+    pub linked: Vec<ContainerId>,
+    /// Those of them that run and have the new links now (the others get them at their
+    /// next start).
+    #[serde(default)]
+    pub applied: Vec<ContainerId>,
+}
+
+/// `DELETE /containers` (purge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Stopped {
+    /// The containers stopped.
+    pub stopped: Vec<ContainerId>,
+}
+
+/// `DELETE /container/:id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Deleted {
+    /// The container.
+    pub id: ContainerId,
+    /// Always true.
+    pub deleted: bool,
+}
+
+/// One line of `PUT /container/:id?progress=1`: progress while it runs, then the result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InstallLine {
+    /// What is happening (a pull's progress).
+    Progress {
+        /// The text.
+        #[serde(rename = "Progress")]
+        progress: String,
+    },
+    /// It is installed.
+    Installed {
+        /// The outcome.
+        #[serde(rename = "Installed")]
+        installed: Installed,
+    },
+    /// It failed, with the status the plain request would have answered.
+    Failed {
+        /// Why.
+        #[serde(rename = "Message")]
+        message: String,
+        /// The HTTP status.
+        #[serde(rename = "Status")]
+        status: u16,
+    },
+}
