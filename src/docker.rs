@@ -232,7 +232,9 @@ impl Docker for DockerApi {
         );
         let (status, body) = self.call(Method::POST, &path).await?;
         if !status.is_success() {
-            return Err(anyhow!("{} ({status})", Self::message(body).await));
+            // Docker's message says what failed; its HTTP status is not the user's business
+            // (the agent answers with its own).
+            return Err(anyhow!("{}", Self::message(body).await));
         }
         // The body is a stream of JSON objects; an `error` in one of them is the failure.
         crate::json_lines::for_each(body, |msg| {

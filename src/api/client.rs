@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::error::ErrorBody;
+use super::reply::{InstallLine, Installed};
 use super::request::Request;
 use crate::locator::HostAddr;
 
@@ -83,35 +84,33 @@ impl Client {
         .await
     }
 
-    /// Sends `req`, whose answer is JSON lines: every line with `Progress` goes to
-    /// `on_progress`, and the last line is returned, or turned into an error when it carries
-    /// a `Message`.
-    pub async fn json_lines(
+    /// Sends an install with progress (`?progress=1`), whose answer is JSON lines: each
+    /// progress line goes to `on_progress`; the result is returned, or turned into an error
+    /// with the agent's message and status.
+    pub async fn install_with_progress(
         &self,
         req: &Request,
         mut on_progress: impl FnMut(&str),
-    ) -> anyhow::Result<serde_json::Value> {
+    ) -> anyhow::Result<Installed> {
         self.bounded(async {
             let body = self.start_ok(req).await?;
-            let mut last = serde_json::Value::Null;
+            let mut last = None;
             crate::json_lines::for_each(body, |value| {
-                match value.get("Progress").and_then(|p| p.as_str()) {
-                    Some(p) => on_progress(p),
-                    None => last = value,
+                match serde_json::from_value::<InstallLine>(value)? {
+                    InstallLine::Progress { progress } => on_progress(&progress),
+                    done => last = Some(done),
                 }
                 Ok(())
             })
             .await
             .with_context(|| format!("{}: reading the answer", self.host))?;
-            if let Some(message) = last.get("Message").and_then(|m| m.as_str()) {
-                return Err(anyhow!("{}: {} ({})", self.host, message, last["Status"]));
+            match last {
+                Some(InstallLine::Installed { installed }) => Ok(installed),
+                Some(InstallLine::Failed { message, status }) => {
+                    Err(anyhow!("{}: {message} ({status})", self.host))
+                }
+                _ => Err(anyhow!("{}: the answer ended without a result", self.host)),
             }
-            anyhow::ensure!(
-                !last.is_null(),
-                "{}: the answer ended without a result",
-                self.host
-            );
-            Ok(last)
         })
         .await
     }

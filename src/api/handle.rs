@@ -2,6 +2,7 @@
 //! request, and a typed answer from [`super::reply`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -158,7 +159,11 @@ fn install_with_progress<P: Parts>(
     body: InstallRequest,
 ) -> Reply {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let done = tokio::spawn(async move { host.install(&id, body, Some(&tx)).await });
+    let detached = Detached::new(&host.detached);
+    let done = tokio::spawn(async move {
+        let _detached = detached;
+        host.install(&id, body, Some(&tx)).await
+    });
     let line = |l: InstallLine| {
         let text = serde_json::to_string(&l).unwrap_or_else(|e| format!("{{\"Message\":\"{e}\"}}"));
         Ok(Bytes::from(text + "\n"))
@@ -181,6 +186,22 @@ fn install_with_progress<P: Parts>(
         })
     });
     Reply::Stream("application/x-ndjson", Box::pin(progress.chain(result)))
+}
+
+/// Counts one operation in [`Host::detached`] while it lives.
+struct Detached(Arc<AtomicUsize>);
+
+impl Detached {
+    fn new(count: &Arc<AtomicUsize>) -> Detached {
+        count.fetch_add(1, Ordering::SeqCst);
+        Detached(count.clone())
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The receiver as a stream that ends when every sender is gone.

@@ -162,11 +162,15 @@ impl Request {
             ["container", id] => {
                 let id: ContainerId = id.parse()?;
                 match *method {
-                    Method::PUT => Ok(Request::Install {
-                        id,
-                        body: json_body(body)?,
-                        progress: query_flag(query, "progress", false)?,
-                    }),
+                    Method::PUT => {
+                        let body: InstallRequest = json_body(body)?;
+                        body.check().map_err(|e| Error::BadRequest(e.to_string()))?;
+                        Ok(Request::Install {
+                            id,
+                            body,
+                            progress: query_flag(query, "progress", false)?,
+                        })
+                    }
                     Method::DELETE => Ok(Request::Delete(id)),
                     _ => Err(not_allowed()),
                 }

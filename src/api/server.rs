@@ -58,7 +58,13 @@ pub async fn serve<P: Parts>(
     let reason = loop {
         let idle = async {
             match opts.exit_idle {
-                Some(d) if open.load(Ordering::SeqCst) == 0 => tokio::time::sleep(d).await,
+                Some(d) if open.load(Ordering::SeqCst) == 0 => {
+                    tokio::time::sleep(d).await;
+                    // An install whose client hung up still runs: not idle yet.
+                    while host.detached.load(Ordering::SeqCst) > 0 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
                 _ => std::future::pending().await,
             }
         };
@@ -101,10 +107,14 @@ pub async fn serve<P: Parts>(
     log::info!("stopping ({reason})");
     notify::stopping(&format!("stopping ({reason})"));
     drop(listeners);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = async {
+        graceful.shutdown().await;
+        // Operations whose clients went away are finished too, within the same grace.
+        while host.detached.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
         log::warn!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
     Ok(())
@@ -135,6 +145,7 @@ async fn respond<P: Parts>(
         .headers()
         .get("x-request-id")
         .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+    let streamed_text = wants_stream(req.headers());
     let authorization = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -167,7 +178,7 @@ async fn respond<P: Parts>(
     .await;
     match result {
         Ok(reply) => {
-            let resp = reply_response(reply);
+            let resp = reply_response(reply, streamed_text);
             log::info!("{method} {path} -> {}", resp.status().as_u16());
             resp
         }
@@ -184,18 +195,42 @@ async fn respond<P: Parts>(
     }
 }
 
-fn reply_response(reply: Reply) -> Response<Body> {
+/// Whether the client asked for streamed output as geard's clients do (`Accept:
+/// application/json;stream=true` or `text/plain;stream=true`, also as `X-Accept`). geard
+/// answered text with 202 then, and its Go client insists on it: any other 2xx answer must
+/// be JSON.
+fn wants_stream(headers: &hyper::HeaderMap) -> bool {
+    let accept = headers
+        .get("x-accept")
+        .or_else(|| headers.get(hyper::header::ACCEPT))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    accept.split(',').any(|media| {
+        let mut parts = media.split(';').map(str::trim);
+        let kind = parts.next().unwrap_or_default();
+        matches!(kind, "application/json" | "text/plain")
+            && parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("stream=true"))
+    })
+}
+
+/// An answer as HTTP: JSON with its status; text and streams with 200, or 202 for a client
+/// that asked for streamed output the way geard's did.
+fn reply_response(reply: Reply, streamed_text: bool) -> Response<Body> {
+    let text_status = match streamed_text {
+        true => StatusCode::ACCEPTED,
+        false => StatusCode::OK,
+    };
     match reply {
         Reply::Json(status, value) => json_response(status, &value),
         Reply::Text(text) => with_type(
-            StatusCode::OK,
+            text_status,
             "text/plain; charset=utf-8",
             full(text.into_bytes()),
         ),
         Reply::Stream(content_type, stream) => {
             let frames = stream.map(|chunk| chunk.map(Frame::data));
             with_type(
-                StatusCode::OK,
+                text_status,
                 content_type,
                 BodyExt::boxed_unsync(StreamBody::new(frames)),
             )
@@ -234,4 +269,38 @@ fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<
     let mut body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     body.push(b'\n');
     with_type(status, "application/json", full(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geards_accept_header_asks_for_a_stream() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = hyper::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert!(wants_stream(&headers(&[(
+            "accept",
+            "application/json;stream=true"
+        )])));
+        assert!(wants_stream(&headers(&[(
+            "accept",
+            "text/html, text/plain; stream=true"
+        )])));
+        assert!(wants_stream(&headers(&[
+            ("accept", "*/*"),
+            ("x-accept", "application/json;stream=true")
+        ])));
+        assert!(!wants_stream(&headers(&[("accept", "application/json")])));
+        assert!(!wants_stream(&headers(&[(
+            "accept",
+            "text/html;stream=true"
+        )])));
+        assert!(!wants_stream(&headers(&[])));
+    }
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use super::container::{each, field, install_each};
+use super::container::{each, each_json, install_each};
 use super::{Remote, deploy, list, token};
 use crate::api::Request;
+use crate::api::reply::Status;
 use crate::container::environment::{Environment, EnvironmentBody};
 use crate::container::logs::LogOptions;
 use crate::container::ports::PortRequest;
@@ -265,6 +266,7 @@ impl InstallArgs {
                 after,
                 mode: self.idle_mode.unwrap_or_default(),
             }),
+            ..InstallRequest::new(self.image.clone())
         })
     }
 }
@@ -301,31 +303,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             act(&remote, &locators, Request::Restart, &mut out, &mut err).await
         }
         Command::Status { locators, json } => {
-            let describe = |l: &Locator, a: &crate::api::client::Answer| {
-                if json {
-                    String::from_utf8_lossy(&a.body).trim().to_string()
-                } else {
-                    let idle = match field(a, "Idle") {
-                        mode if mode.is_empty() => String::new(),
-                        mode => format!(", idle ({mode})"),
-                    };
-                    format!(
-                        "{l}: {} ({}), image {}{idle}",
-                        field(a, "ActiveState"),
-                        field(a, "SubState"),
-                        spec_image(a)
-                    )
-                }
-            };
-            each(
-                &remote,
-                &locators,
-                |l| Request::Status(l.id.clone()),
-                describe,
-                &mut out,
-                &mut err,
-            )
-            .await
+            super::status::status(&remote, &locators, json, &mut out, &mut err).await
         }
         Command::Purge { mut hosts } => {
             if hosts.is_empty() {
@@ -433,8 +411,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Idle { locators, freeze } => {
             let mode = freeze.then_some(crate::idle::IdleMode::Freeze);
-            let describe = |l: &Locator, a: &_| format!("{l}: idle ({})", field(a, "Idle"));
-            each(
+            let describe = |l: &Locator, s: &Status| match s.idle {
+                Some(mode) => format!("{l}: idle ({mode})"),
+                None => format!("{l}: {}", s.state.active_state),
+            };
+            each_json(
                 &remote,
                 &locators,
                 |l| Request::Idle {
@@ -448,8 +429,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             .await
         }
         Command::Unidle { locators } => {
-            let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
-            each(
+            let describe = |l: &Locator, s: &Status| format!("{l}: {}", s.state.active_state);
+            each_json(
                 &remote,
                 &locators,
                 |l| Request::Unidle(l.id.clone()),
@@ -512,14 +493,6 @@ async fn act(
     out: &mut impl std::io::Write,
     err: &mut impl std::io::Write,
 ) -> anyhow::Result<bool> {
-    let describe = |l: &Locator, a: &_| format!("{l}: {}", field(a, "ActiveState"));
-    each(remote, locators, |l| make(l.id.clone()), describe, out, err).await
-}
-
-/// The image of a status answer.
-fn spec_image(answer: &crate::api::client::Answer) -> String {
-    serde_json::from_slice::<serde_json::Value>(&answer.body)
-        .ok()
-        .and_then(|v| v["Spec"]["Image"].as_str().map(str::to_string))
-        .unwrap_or_default()
+    let describe = |l: &Locator, s: &Status| format!("{l}: {}", s.state.active_state);
+    each_json(remote, locators, |l| make(l.id.clone()), describe, out, err).await
 }

@@ -11,6 +11,7 @@ use super::{Remote, fan_out};
 use crate::api::Request;
 use crate::api::client::Answer;
 use crate::api::request::ContainerLinks;
+use crate::container::ports::PortPair;
 use crate::container::spec::InstallRequest;
 use crate::id::ContainerId;
 use crate::links::NetworkLink;
@@ -63,22 +64,22 @@ pub async fn install_each(
             progress: true,
         };
         async move {
-            // Progress goes straight to stderr: it is for the person watching.
-            client.json_lines(&req, |p| eprintln!("{loc}: {p}")).await
+            // Progress goes straight to stderr as it comes: it is for the person watching.
+            client
+                .install_with_progress(&req, |p| eprintln!("{loc}: {p}"))
+                .await
         }
     }))
     .await;
     let mut ok = true;
     for (loc, result) in locators.iter().zip(results) {
         match result {
-            Ok(value) => {
-                let installed = &value["Installed"];
-                let verb = if installed["Started"] == true {
-                    "installed and started"
-                } else {
-                    "installed"
+            Ok(installed) => {
+                let verb = match installed.started {
+                    true => "installed and started",
+                    false => "installed",
                 };
-                match port_list(&installed["Ports"]) {
+                match port_list(&installed.ports) {
                     p if p.is_empty() => writeln!(out, "{loc}: {verb}")?,
                     p => writeln!(out, "{loc}: {verb}, ports {p}")?,
                 }
@@ -136,21 +137,28 @@ pub async fn link(
     Ok(ok)
 }
 
-/// A field of a JSON answer as text (empty when absent).
-pub fn field(answer: &Answer, name: &str) -> String {
-    serde_json::from_slice::<serde_json::Value>(&answer.body)
-        .ok()
-        .and_then(|v| v.get(name).and_then(|f| f.as_str().map(str::to_string)))
-        .unwrap_or_default()
-}
-
-/// "8080->4000, 53->4001" from a `Ports` array.
-pub fn port_list(ports: &serde_json::Value) -> String {
+/// "8080->4000, 53->4001".
+pub fn port_list(ports: &[PortPair]) -> String {
     let pairs: Vec<String> = ports
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| format!("{}->{}", p["Internal"], p["External"]))
+        .iter()
+        .map(|p| format!("{}->{}", p.internal, p.external))
         .collect();
     pairs.join(", ")
+}
+
+/// Sends `make(locator)` for every locator at once and decodes each answer as `T`; prints
+/// `describe(locator, answer)` for each success, as [`each`] does.
+pub async fn each_json<T: serde::de::DeserializeOwned>(
+    remote: &Remote,
+    locators: &[Locator],
+    make: impl Fn(&Locator) -> Request,
+    describe: impl Fn(&Locator, &T) -> String,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let describe = |l: &Locator, a: &Answer| match serde_json::from_slice::<T>(&a.body) {
+        Ok(v) => describe(l, &v),
+        Err(e) => format!("{l}: the agent's answer is not the expected JSON: {e}"),
+    };
+    each(remote, locators, make, describe, out, err).await
 }

@@ -298,6 +298,7 @@ fn install_request(inst: &Planned) -> InstallRequest {
         restart: None,
         network_links: None,
         idle: None,
+        ..InstallRequest::new(inst.image.clone())
     }
 }
 

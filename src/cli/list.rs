@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Remote, fan_out, table};
 use crate::api::Request;
+use crate::api::reply::Stopped;
 use crate::container::{ContainerList, ContainerState};
 use crate::locator::HostAddr;
 
@@ -91,16 +92,13 @@ pub async fn purge(
 ) -> anyhow::Result<bool> {
     let results = fan_out(hosts, |host| {
         let client = remote.client(&host);
-        async move { client.json::<serde_json::Value>(&Request::StopAll).await }
+        async move { client.json::<Stopped>(&Request::StopAll).await }
     })
     .await;
     let mut ok = true;
     for (host, result) in results {
         match result {
-            Ok(v) => {
-                let n = v["Stopped"].as_array().map_or(0, Vec::len);
-                writeln!(out, "{host}: stopped {n} containers")?;
-            }
+            Ok(v) => writeln!(out, "{host}: stopped {} containers", v.stopped.len())?,
             Err(e) => {
                 ok = false;
                 writeln!(err, "error: {e:#}")?;

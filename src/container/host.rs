@@ -7,6 +7,8 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -68,6 +70,9 @@ pub struct Host<P: Parts> {
     pub lock_wait: Duration,
     /// Asked once: the engine does not change its driver while running.
     cgroup_driver: tokio::sync::OnceCell<CgroupDriver>,
+    /// Operations that run on although their client went away (installs with progress);
+    /// the agent does not exit while there are any.
+    pub detached: Arc<AtomicUsize>,
 }
 
 impl<P: Parts> fmt::Debug for Host<P> {
@@ -96,6 +101,7 @@ impl<P: Parts> Host<P> {
             port_range,
             lock_wait: LOCK_WAIT,
             cgroup_driver: tokio::sync::OnceCell::new(),
+            detached: Arc::new(AtomicUsize::new(0)),
         }
     }
 

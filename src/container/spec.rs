@@ -36,6 +36,9 @@ pub enum InvalidField {
     /// A restart policy is unknown.
     #[error("restart policy '{0}' is unknown: expected no, on-failure or always")]
     Restart(String),
+    /// A geard option this agent does not carry out.
+    #[error("{0} is not supported by this agent")]
+    Unsupported(&'static str),
 }
 
 /// A Docker image reference, e.g. `gear-test/httpd:latest` or `registry:5000/a/b@sha256:…`.
@@ -103,9 +106,11 @@ impl FromStr for SliceName {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let base = s.strip_suffix(".slice").unwrap_or(s);
         let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+        // '-' nests a slice in its parent (`a-b.slice` in `a.slice`), so every part between
+        // dashes must be a name: no leading, trailing or doubled '-' (systemd.slice(5)).
         if base.is_empty()
             || base.len() > 100
-            || base.starts_with('-')
+            || base.split('-').any(str::is_empty)
             || !base.chars().all(ok_char)
         {
             return Err(InvalidField::Slice(s.to_string()));
@@ -281,6 +286,77 @@ pub struct InstallRequest {
     /// Idle it after a while without traffic (`{"After": "5m", "Mode": "stop"}`); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdlePolicy>,
+    /// geard's client repeats the id in the body; as in geard, the path wins.
+    #[serde(default, rename = "Id", skip_serializing)]
+    pub geard_id: Option<String>,
+    /// geard's fields that gear has no use for, or does not support yet: accepted while
+    /// they ask for nothing ([`InstallRequest::check`] refuses what they would ask for).
+    #[serde(default, skip_serializing)]
+    pub isolate: bool,
+    /// See `isolate`.
+    #[serde(default, skip_serializing)]
+    pub simple: bool,
+    /// See `isolate`.
+    #[serde(default, skip_serializing)]
+    pub socket_activation: bool,
+    /// See `isolate` (meaningless without socket activation).
+    #[serde(default, skip_serializing)]
+    pub skip_socket_proxy: bool,
+    /// See `isolate`.
+    #[serde(default, skip_serializing)]
+    pub volume_config: Option<Box<serde_json::Value>>,
+}
+
+impl InstallRequest {
+    /// A request for `image` and nothing else: not started, no ports, every field absent.
+    pub fn new(image: Image) -> InstallRequest {
+        InstallRequest {
+            image,
+            started: false,
+            ports: vec![],
+            environment: None,
+            systemd_slice: None,
+            memory: None,
+            cpus: None,
+            restart: None,
+            network_links: None,
+            idle: None,
+            geard_id: None,
+            isolate: false,
+            simple: false,
+            socket_activation: false,
+            skip_socket_proxy: false,
+            volume_config: None,
+        }
+    }
+
+    /// Refuses geard options that this agent cannot carry out, naming each, rather than
+    /// ignoring what the client asked for.
+    pub fn check(&self) -> Result<(), InvalidField> {
+        let volumes = self.volume_config.as_deref().is_some_and(|v| match v {
+            serde_json::Value::Null => false,
+            serde_json::Value::Object(o) => o
+                .values()
+                .any(|x| !(x.is_null() || x.as_array().is_some_and(Vec::is_empty))),
+            _ => true,
+        });
+        let unsupported = [
+            (self.isolate, "Isolate (a Unix user per container)"),
+            (
+                self.simple && self.ports.is_empty(),
+                "Simple without Ports (publish every exposed port): name the ports",
+            ),
+            (
+                self.socket_activation,
+                "SocketActivation (use the idle policy, Idle, instead)",
+            ),
+            (volumes, "VolumeConfig with volumes or mounts"),
+        ];
+        match unsupported.into_iter().find(|(asked, _)| *asked) {
+            Some((_, what)) => Err(InvalidField::Unsupported(what)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// An installed container, as stored in `specs/<id>.json` and rendered into its unit.

@@ -68,3 +68,59 @@ fn install_request_is_geard_compatible() {
     assert!(serde_json::from_str::<InstallRequest>(r#"{"Image":"a","Startd":true}"#).is_err());
     assert!(serde_json::from_str::<InstallRequest>(r#"{"Image":"a\nb"}"#).is_err());
 }
+
+#[test]
+fn geards_install_body_is_accepted_whole() {
+    // What geard's Go client sends: every field, the id repeated, the options off.
+    let body = r#"{"Id":"web-1","Image":"gear-test/httpd","Started":true,"Isolate":false,
+        "Simple":false,"SocketActivation":false,"SkipSocketProxy":false,
+        "Ports":[{"Internal":8080,"External":0}],
+        "Environment":{"Id":"web-1","Variables":[{"Name":"A","Value":"B"}]},
+        "NetworkLinks":null,"VolumeConfig":null,"SystemdSlice":"container-small"}"#;
+    let req: InstallRequest = serde_json::from_str(body).unwrap();
+    req.check().unwrap();
+    assert_eq!(req.systemd_slice.unwrap().as_str(), "container-small.slice");
+    // Not sent back: gear's own client never sends geard's options.
+    let again = serde_json::to_string(&InstallRequest::new("a".parse().unwrap())).unwrap();
+    assert_eq!(again, r#"{"Image":"a","Started":false,"Ports":[]}"#);
+    let empty_volumes = r#"{"Image":"a","VolumeConfig":{"Volumes":[],"VolumeMounts":null}}"#;
+    serde_json::from_str::<InstallRequest>(empty_volumes)
+        .unwrap()
+        .check()
+        .unwrap();
+}
+
+#[test]
+fn geard_options_that_ask_for_something_unsupported_are_refused_by_name() {
+    for (body, named) in [
+        (r#"{"Image":"a","Isolate":true}"#, "Isolate"),
+        (r#"{"Image":"a","Simple":true}"#, "Simple"),
+        (
+            r#"{"Image":"a","SocketActivation":true}"#,
+            "SocketActivation",
+        ),
+        (
+            r#"{"Image":"a","VolumeConfig":{"Volumes":[{"Path":"/data"}]}}"#,
+            "VolumeConfig",
+        ),
+    ] {
+        let req: InstallRequest = serde_json::from_str(body).unwrap();
+        let err = req.check().unwrap_err().to_string();
+        assert!(
+            err.contains(named) && err.contains("not supported"),
+            "{err}"
+        );
+    }
+    // Fields neither geard nor gear knows stay refused.
+    assert!(serde_json::from_str::<InstallRequest>(r#"{"Image":"a","Imgae":"b"}"#).is_err());
+}
+
+#[test]
+fn slice_names_are_valid_systemd_slices() {
+    for ok in ["container", "container-small", "a_b-c.slice"] {
+        assert!(ok.parse::<SliceName>().is_ok(), "{ok}");
+    }
+    for bad in ["container-", "-a", "a--b", "a-.slice", "", ".slice", "a b"] {
+        assert!(bad.parse::<SliceName>().is_err(), "{bad} accepted");
+    }
+}
