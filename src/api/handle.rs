@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::error::Error;
 use super::idling;
+use super::reply;
 use super::request::Request;
 use crate::container::environment::Environment;
 use crate::container::lifecycle::Host;
@@ -51,18 +52,6 @@ impl Reply {
 #[serde(rename_all = "PascalCase")]
 struct PortsReply {
     ports: Vec<container::ports::PortPair>,
-}
-
-/// `GET /container/:id/status`: systemd's view and what the container was installed with.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct StatusReply {
-    #[serde(flatten)]
-    state: ContainerState,
-    spec: container::spec::ContainerSpec,
-    /// How it was idled, while it is idle.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    idle: Option<crate::idle::IdleMode>,
 }
 
 /// Executes one request. The `match` is exhaustive: a new [`Request`] variant does not
@@ -109,15 +98,18 @@ pub async fn execute<S: Systemd, D: Docker>(
             if !failed.is_empty() {
                 return Err(Error::Links(failed.join("; ")));
             }
-            let ids: Vec<&ContainerId> = entries.iter().map(|e| &e.id).collect();
-            Reply::ok(&serde_json::json!({ "Linked": ids }))
+            Reply::ok(&reply::Linked {
+                linked: entries.into_iter().map(|e| e.id).collect(),
+            })
         }
         Request::StopAll => {
             // Purge stops everything for good: no idle container may wake.
             for id in container::list::installed(&host.paths).map_err(Error::Host)? {
                 idling::before_stop(host, &id).await?;
             }
-            Reply::ok(&serde_json::json!({ "Stopped": host.stop_all().await? }))
+            Reply::ok(&reply::Stopped {
+                stopped: host.stop_all().await?,
+            })
         }
         Request::Delete(id) => {
             let _lock = idling::before_stop(host, &id).await?;
@@ -218,7 +210,7 @@ async fn status<S: Systemd, D: Docker>(
 ) -> Result<Reply, Error> {
     let spec = host.spec(id)?;
     let unit = host.state(id).await?;
-    Reply::ok(&StatusReply {
+    Reply::ok(&reply::Status {
         state: ContainerState {
             id: id.clone(),
             active_state: unit.active_state,

@@ -78,7 +78,7 @@ pub struct Host<S, D, N = Nsenter> {
 }
 
 /// The outcome of an install.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Installed {
     /// The container.
