@@ -9,6 +9,7 @@
 //! - [`request`]: the route table, parsing HTTP into [`Request`] and back;
 //! - [`handle`]: carrying a request out against systemd and the disk;
 //! - [`server`]: the accept loop of `gear-api`;
+//! - [`reply`]: the typed answers, shared by the agent and its clients;
 //! - [`client`]: what `gear` sends requests with;
 //! - [`error`]: the errors and their status codes.
 

@@ -106,3 +106,57 @@ pub enum InstallLine {
         status: u16,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_reads_back_what_the_agent_writes() {
+        let text = r#"{"Id":"web-1","ActiveState":"active","SubState":"running","LoadState":"loaded",
+            "Spec":{"Id":"web-1","Image":"gear-test/httpd:latest","Ports":[{"Internal":8080,"External":4000}],
+            "Slice":"container.slice","Restart":"always",
+            "Links":[{"FromHost":"127.0.0.1","FromPort":8081,"ToHost":"localhost","ToPort":4001}]},
+            "Idle":"freeze"}"#;
+        let status: Status = serde_json::from_str(text).unwrap();
+        assert_eq!(status.state.id.as_str(), "web-1");
+        assert_eq!(status.state.active_state, "active");
+        assert_eq!(status.spec.image.as_str(), "gear-test/httpd:latest");
+        assert_eq!(status.spec.ports[0].external.get(), 4000);
+        assert_eq!(
+            status.spec.links[0].to_string(),
+            "127.0.0.1:8081:localhost:4001"
+        );
+        assert_eq!(status.idle, Some(IdleMode::Freeze));
+        let again: Status = serde_json::from_str(&serde_json::to_string(&status).unwrap()).unwrap();
+        assert_eq!(again, status);
+    }
+
+    #[test]
+    fn linked_and_stopped_have_the_agents_shape() {
+        // An older agent's answer, without Applied, still reads.
+        let old: Linked = serde_json::from_str(r#"{"Linked":["web-1"]}"#).unwrap();
+        assert!(old.applied.is_empty());
+        let ids = vec!["web-1".parse::<ContainerId>().unwrap()];
+        assert_eq!(
+            serde_json::to_string(&Linked {
+                linked: ids.clone(),
+                applied: vec![],
+            })
+            .unwrap(),
+            r#"{"Linked":["web-1"],"Applied":[]}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Stopped { stopped: ids }).unwrap(),
+            r#"{"Stopped":["web-1"]}"#
+        );
+    }
+
+    #[test]
+    fn installed_reads_back() {
+        let text = r#"{"Id":"web-1","Ports":[{"Internal":8080,"External":4000}],"Started":true}"#;
+        let installed: Installed = serde_json::from_str(text).unwrap();
+        assert!(installed.started);
+        assert_eq!(serde_json::to_string(&installed).unwrap(), text);
+    }
+}

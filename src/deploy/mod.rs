@@ -1,7 +1,19 @@
 //! Deployments: geard's deployment file (containers with a count, ports, links,
 //! environment), its placement over hosts, and the instances file that records where each
-//! instance went. [`plan`] is pure; `cli::deploy` carries a plan out against the agents.
+//! instance went.
+//!
+//! - [`plan`]: where every instance goes, with which ports and links (pure);
+//! - [`observe`]: what the hosts have now;
+//! - [`apply`]: the executor: observe, plan, then change only what differs, reporting
+//!   [`event::Event`]s;
+//! - [`agents`]: the seam to the agents ([`agents::Agents`]), over HTTP in `gear`.
 
+pub mod agents;
+pub mod apply;
+pub mod event;
+#[cfg(test)]
+mod fake;
+pub mod observe;
 pub mod plan;
 
 use serde::{Deserialize, Serialize};
