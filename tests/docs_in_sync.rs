@@ -1,5 +1,5 @@
-//! Keeps the docs honest: every API route is in docs/api.md and every `Paths` method in
-//! docs/disk-layout.md.
+//! Keeps the docs honest: every API route (method and path, whole) is in docs/api.md and
+//! every `Paths` method in docs/disk-layout.md.
 
 use std::fs;
 
@@ -9,26 +9,24 @@ fn read(path: &str) -> String {
 
 #[test]
 fn every_route_is_documented() {
-    let source = read("src/api/request.rs");
     let doc = read("docs/api.md");
-    let methods = ["GET ", "PUT ", "POST ", "PATCH ", "DELETE "];
-    let mut routes = 0;
-    // Each Request variant's doc comment starts with its route: /// `GET /containers...`
-    for line in source.lines().map(str::trim) {
-        let Some(route) = line.strip_prefix("/// `") else {
-            continue;
-        };
-        if !methods.iter().any(|m| route.starts_with(m)) {
-            continue;
-        }
-        let route = route.split(['`', '[', '?']).next().unwrap();
-        routes += 1;
+    let examples = gear::api::Request::examples();
+    for req in &examples {
+        // Each route, method and path whole, as the agent parses it.
+        let route = req.route();
         assert!(
-            doc.contains(&format!("`{route}")),
+            doc.contains(&format!("`{route}`")),
             "docs/api.md lacks `{route}`"
         );
+        let path = req.path_and_query();
+        let (path, query) = path
+            .split_once('?')
+            .map_or((path.as_str(), None), |(p, q)| (p, Some(q)));
+        let body = req.body().unwrap_or_default();
+        let parsed = gear::api::Request::parse(&req.method(), path, query, &body).unwrap();
+        assert_eq!(parsed.route(), route);
     }
-    assert!(routes > 0, "no routes found in src/api/request.rs");
+    assert!(examples.len() >= 18, "an example per route and method");
 }
 
 #[test]

@@ -212,6 +212,80 @@ impl Request {
         }
     }
 
+    /// The route of this request as `docs/api.md` names it, e.g. `GET /container/:id/status`.
+    /// The `match` has no catch-all, so a new variant needs its route named here.
+    pub fn route(&self) -> String {
+        let path = match self {
+            Request::ListContainers { .. } | Request::StopAll => "/containers",
+            Request::SetLinks(_) => "/containers/links",
+            Request::Install { .. } | Request::Delete(_) => "/container/:id",
+            Request::Status(_) => "/container/:id/status",
+            Request::Ports(_) => "/container/:id/ports",
+            Request::Start(_) => "/container/:id/started",
+            Request::Stop(_) => "/container/:id/stopped",
+            Request::Restart(_) => "/container/:id/restart",
+            Request::Log { .. } => "/container/:id/log",
+            Request::GetEnvironment(_) | Request::SetEnvironment { .. } => "/environment/:id",
+            Request::Idle { .. } | Request::Unidle(_) => "/container/:id/idle",
+            Request::SetIdlePolicy { .. } => "/container/:id/idle-policy",
+        };
+        format!("{} {path}", self.method())
+    }
+
+    /// One request of every route and method (for tests, and the check that
+    /// `docs/api.md` documents every route).
+    pub fn examples() -> Vec<Request> {
+        let id: ContainerId = "web-1".parse().expect("a valid id");
+        let image = "gear-test/httpd".parse().expect("a valid image");
+        vec![
+            Request::ListContainers { all: false },
+            Request::StopAll,
+            Request::SetLinks(vec![ContainerLinks {
+                id: id.clone(),
+                network_links: vec![],
+            }]),
+            Request::Install {
+                id: id.clone(),
+                body: InstallRequest::new(image),
+                progress: false,
+            },
+            Request::Delete(id.clone()),
+            Request::Status(id.clone()),
+            Request::Ports(id.clone()),
+            Request::Start(id.clone()),
+            Request::Stop(id.clone()),
+            Request::Restart(id.clone()),
+            Request::Log {
+                id: id.clone(),
+                opts: LogOptions::default(),
+            },
+            Request::GetEnvironment(id.clone()),
+            Request::SetEnvironment {
+                id: id.clone(),
+                body: EnvironmentBody::default(),
+                reset: true,
+            },
+            Request::SetEnvironment {
+                id: id.clone(),
+                body: EnvironmentBody::default(),
+                reset: false,
+            },
+            Request::Idle {
+                id: id.clone(),
+                mode: None,
+            },
+            Request::Unidle(id.clone()),
+            Request::SetIdlePolicy {
+                id: id.clone(),
+                policy: Some(IdlePolicy {
+                    after: "5m".parse().expect("a valid duration"),
+                    mode: IdleMode::Stop,
+                }),
+            },
+            Request::SetIdlePolicy { id, policy: None },
+        ]
+    }
+
     /// The HTTP method of this request.
     pub fn method(&self) -> Method {
         match self {
