@@ -60,7 +60,8 @@ pub enum Command {
         #[arg(required = true)]
         locators: Vec<Locator>,
     },
-    /// Show the state of containers.
+    /// Show the state of containers, as `systemctl status` does: unit, state and since when,
+    /// main PID, memory, image, ports, links, idling, and the last lines of the log.
     Status {
         /// Containers, as HOST[:PORT]/ID.
         #[arg(required = true)]
@@ -177,13 +178,13 @@ pub enum Command {
         #[arg(long, conflicts_with = "after")]
         off: bool,
     },
-    /// List the containers on one or more hosts.
+    /// List every installed container on one or more hosts (stopped ones as inactive).
     ListUnits {
         /// Hosts to ask (default: localhost).
         #[arg(value_name = "HOST[:PORT]")]
         hosts: Vec<HostAddr>,
-        /// Include installed containers that systemd has not loaded.
-        #[arg(short, long)]
+        /// Accepted for compatibility: every installed container is listed anyway.
+        #[arg(short, long, hide = true)]
         all: bool,
         /// Print JSON for scripts instead of a table.
         #[arg(long)]
