@@ -22,21 +22,26 @@ step "gear list-units localhost prints the table"
 out=$(tb gear list-units localhost)
 assert_eq "HOST  ID  ACTIVE  SUB  LOAD  JOB" "$(head -1 <<<"$out")"
 
-step "a container unit shows up, with its state"
-tb sh -c 'cat > /etc/systemd/system/ctr-fake_1.2.service <<UNIT
+step "an installed container unit shows up, with its state; a stray ctr- unit does not"
+# Installed as gear installs: the unit file under /var/lib/containers/units, linked into
+# systemd's directory.
+tb sh -c 'mkdir -p /var/lib/containers/units && cat > /var/lib/containers/units/ctr-fake_1.2.service <<UNIT
 [Service]
 ExecStart=/bin/sleep infinity
-UNIT'
+UNIT
+ln -sf /var/lib/containers/units/ctr-fake_1.2.service /etc/systemd/system/ctr-fake_1.2.service
+printf "[Service]\nExecStart=/bin/sleep infinity\n" > /etc/systemd/system/ctr-stray1.service'
 tb systemctl daemon-reload
-tb systemctl start ctr-fake_1.2.service
+tb systemctl start ctr-fake_1.2.service ctr-stray1.service
 out=$(tb gear list-units localhost)
 assert_contains "$out" "localhost  fake_1.2  active  running  loaded"
 json=$(tb gear list-units --json localhost)
 assert_contains "$json" '"Id": "fake_1.2"'
 assert_eq '{"Containers":[{"Id":"fake_1.2","ActiveState":"active","SubState":"running","LoadState":"loaded"}]}' \
   "$(tb curl -fsS $api/containers)"
-tb systemctl stop ctr-fake_1.2.service
-tb rm /etc/systemd/system/ctr-fake_1.2.service
+[[ $out != *stray1* ]] || fail "a unit gear did not install is listed: $out"
+tb systemctl stop ctr-fake_1.2.service ctr-stray1.service
+tb rm /etc/systemd/system/ctr-fake_1.2.service /etc/systemd/system/ctr-stray1.service /var/lib/containers/units/ctr-fake_1.2.service
 tb systemctl daemon-reload
 
 step "errors are JSON with fitting codes"

@@ -18,7 +18,10 @@ port=$(tb curl -fsS $api/container/web-1/ports | sed -n 's/.*"External":\([0-9]*
 assert_eq "hello from gear-test/httpd" "$(tb curl -fsS "http://127.0.0.1:$port/")"
 assert_eq active "$(tb systemctl is-active ctr-web-1.service)"
 assert_eq true "$(tb docker inspect -f '{{.State.Running}}' ctr-web-1)"
-assert_contains "$(tb gear status localhost/web-1)" "localhost/web-1: active (running), image gear-test/httpd:latest"
+st=$(tb gear status localhost/web-1)
+assert_contains "$st" "● localhost/web-1 - ctr-web-1.service"
+assert_contains "$st" "State: active (running) since"
+assert_contains "$st" "Image: gear-test/httpd:latest"
 
 step "a neighbour sharing the first characters, with dots and underscores in its id"
 tb gear install gear-test/loop:latest localhost/we_b.2 --start >/dev/null

@@ -67,3 +67,5 @@ assert_eq active "$(tb systemctl is-active gear-idler.service)"
 tb systemctl start gear-api.socket
 for id in nu-web1 nu-web2 nu-web3; do tb gear delete "localhost/$id" >/dev/null; done
 tb ls /run/gear/locks 2>/dev/null | grep . && fail "lock files left behind" || true
+leaked=$(tb sh -c 'for p in /var/lib/containers/ports/*; do [ -L "$p" ] && echo "$p -> $(readlink "$p")"; done | grep " nu-" || true')
+[ -z "$leaked" ] || fail "port reservations left behind: $leaked"

@@ -86,3 +86,5 @@ tb test ! -e /var/lib/containers/units/ctr-gc-web2.service || fail "a failed ins
 step "delete"
 check delete "$(geard DELETE /container/gc-web1 0)"
 tb test ! -e /var/lib/containers/units/ctr-gc-web1.service || fail "the unit is still there"
+leaked=$(tb sh -c 'for p in /var/lib/containers/ports/*; do [ -L "$p" ] && echo "$p -> $(readlink "$p")"; done | grep " gc-" || true')
+[ -z "$leaked" ] || fail "port reservations left behind: $leaked"

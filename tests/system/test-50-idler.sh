@@ -39,7 +39,9 @@ took=$((SECONDS - quiet_from))
 echo "idled after ${took} s without traffic"
 [ "$took" -ge 4 ] || fail "idled after only ${took} s"
 assert_eq stop "$(idle_mark idle-1)" "idle mark"
-assert_contains "$(tb gear status localhost/idle-1)" "inactive (dead), image gear-test/httpd:latest, idle (stop)"
+st=$(tb gear status localhost/idle-1)
+assert_contains "$st" "State: inactive (dead)"
+assert_contains "$st" "Idle: yes (stop); the first connection wakes it"
 tb test ! -e /etc/systemd/system/container-active.target.wants/ctr-idle-1.service || fail "an idle container must not start at boot"
 assert_eq "" "$(tb docker ps -aq --filter name=^ctr-idle-1$)" "docker container"
 assert_eq "" "$(tb pgrep -f "docker-proxy.*-host-port $port" || true)" "docker-proxy"
