@@ -93,7 +93,7 @@ impl Error {
                     PortError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 },
                 lifecycle::Error::Job { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-                lifecycle::Error::Busy { .. } => StatusCode::CONFLICT,
+                lifecycle::Error::Busy(_) => StatusCode::CONFLICT,
                 lifecycle::Error::NotIdleable(_) => StatusCode::CONFLICT,
                 lifecycle::Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 lifecycle::Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,

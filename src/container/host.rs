@@ -109,7 +109,7 @@ impl<P: Parts> Host<P> {
     pub async fn lock(&self, id: &ContainerId) -> Result<Lock, Error> {
         match Lock::acquire(&self.paths, id, self.lock_wait).await {
             Ok(lock) => Ok(lock),
-            Err(LockError::Busy { id, waited }) => Err(Error::Busy { id, waited }),
+            Err(LockError::Busy(busy)) => Err(Error::Busy(busy)),
             Err(LockError::Io(e)) => Err(Error::Host(e)),
         }
     }

@@ -1,4 +1,4 @@
-//! Install, start, stop, restart, delete and purge: a container's files and its unit, kept
+//! Install (`install.rs`), start, stop, restart, delete and purge: a container's files and its unit, kept
 //! consistent through crashes, each operation under the container's [`Lock`] from its first
 //! step to its last.
 //!
@@ -10,15 +10,11 @@
 //! Idling is part of the lifecycle (`idling.rs`): a start wakes an idle container for good,
 //! a stop, delete or purge makes sure no connection can wake it again.
 
-use std::time::Duration;
-
-use tokio::sync::mpsc::UnboundedSender;
-
 use super::environment::Environment;
 use super::host::{Host, Parts};
 use super::lock::Lock;
 use super::ports::{PortError, PortPair, Ports};
-use super::spec::{ContainerSpec, Image, InstallRequest};
+use super::spec::{ContainerSpec, Image};
 use super::{linker, unit};
 use crate::atomic_file;
 use crate::docker::Docker;
@@ -34,16 +30,8 @@ pub enum Error {
     #[error("container {0} is not installed")]
     NotInstalled(ContainerId),
     /// Another operation on the container held its lock for too long.
-    #[error(
-        "container {id} is busy: another operation on it did not finish within {}s; try again",
-        waited.as_secs()
-    )]
-    Busy {
-        /// The container.
-        id: ContainerId,
-        /// How long this operation waited.
-        waited: Duration,
-    },
+    #[error(transparent)]
+    Busy(#[from] super::lock::Busy),
     /// The image is not on the host and could not be pulled.
     #[error("image {image} is not on this host and could not be pulled: {reason}")]
     ImageUnavailable {
@@ -105,7 +93,7 @@ pub enum LinksSet {
 }
 
 /// Whether a unit state means the container's processes exist (or are on their way).
-fn is_up(state: &UnitState) -> bool {
+pub(super) fn is_up(state: &UnitState) -> bool {
     matches!(
         state.active_state.as_str(),
         "active" | "activating" | "reloading" | "deactivating"
@@ -113,102 +101,6 @@ fn is_up(state: &UnitState) -> bool {
 }
 
 impl<P: Parts> Host<P> {
-    /// Installs (or updates) `id`. An update takes effect at the next start; a running
-    /// container keeps running, and keeps the host ports it publishes until then.
-    pub async fn install(
-        &self,
-        id: &ContainerId,
-        req: InstallRequest,
-        progress: Option<&UnboundedSender<String>>,
-    ) -> Result<Installed, Error> {
-        let lock = self.lock(id).await?;
-        self.pull_if_missing(&req.image, progress).await?;
-        let old = self
-            .is_installed(id)
-            .then(|| ContainerSpec::load(&self.paths, id))
-            .transpose()?;
-        let running = match &old {
-            Some(_) => is_up(&self.systemd.unit_state(&id.unit_name()).await?),
-            None => false,
-        };
-        let store = Ports::new(&self.paths, self.port_range);
-        let ports = match running {
-            true => store.reserve_keeping(id, &req.ports)?,
-            false => store.reserve(id, &req.ports)?,
-        };
-        // What the running container still publishes and the new spec does not.
-        let retired: Vec<PortPair> = match (&old, running) {
-            (Some(old), true) => old
-                .ports_in_use()
-                .filter(|p| !ports.iter().any(|n| n.external == p.external))
-                .collect(),
-            _ => vec![],
-        };
-        match req.environment {
-            Some(body) => Environment::from(body).store(&self.paths, id)?,
-            None if !self.paths.env_file(id).exists() => {
-                Environment::new().store(&self.paths, id)?
-            }
-            None => {}
-        }
-        // Links given replace the old ones; none given keeps them (as geard's NetworkLinks).
-        let links = match req.network_links {
-            Some(links) => links,
-            None => old.as_ref().map(|o| o.links.clone()).unwrap_or_default(),
-        };
-        let spec = ContainerSpec {
-            id: id.clone(),
-            image: req.image,
-            links,
-            ports: ports.clone(),
-            retired_ports: retired,
-            slice: req.systemd_slice.unwrap_or_default(),
-            memory: req.memory,
-            cpus: req.cpus,
-            restart: req.restart.unwrap_or_default(),
-            idle: req.idle,
-        };
-        let driver = self.cgroup_driver().await?;
-        let unit = unit::render(&spec, &self.paths, driver).map_err(anyhow::Error::from)?;
-        spec.store(&self.paths)?;
-        let text = format!("{}{}", unit::GENERATED_HEADER, unit.render());
-        // The commit point: from here on the container is installed.
-        atomic_file::write(&self.paths.unit_file(id), text.as_bytes(), 0o644)?;
-        self.link(&self.paths.systemd_dir(), id)?;
-        self.ensure_loaded(id).await?;
-        if spec.idle.is_some() {
-            self.ensure_idler().await?;
-        }
-        if req.started {
-            self.start_locked(&lock).await?;
-        }
-        Ok(Installed {
-            id: id.clone(),
-            ports,
-            started: req.started,
-        })
-    }
-
-    async fn pull_if_missing(
-        &self,
-        image: &Image,
-        progress: Option<&UnboundedSender<String>>,
-    ) -> Result<(), Error> {
-        if self.docker.image_exists(image.as_str()).await? {
-            return Ok(());
-        }
-        if let Some(tx) = progress {
-            let _ = tx.send(format!("pulling {image}"));
-        }
-        self.docker
-            .pull(image.as_str(), progress)
-            .await
-            .map_err(|e| Error::ImageUnavailable {
-                image: image.clone(),
-                reason: format!("{e:#}"),
-            })
-    }
-
     /// Starts `id` and marks it to start at boot; an idle container is idle no more.
     pub async fn start(&self, id: &ContainerId) -> Result<(), Error> {
         let lock = self.lock(id).await?;

@@ -26,20 +26,25 @@ pub struct Lock {
     _file: File,
 }
 
+/// Another operation held the lock for longer than the wait allowed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "container {id} is busy: another operation on it did not finish within {}s; try again",
+    waited.as_secs()
+)]
+pub struct Busy {
+    /// The container.
+    pub id: ContainerId,
+    /// How long this caller waited.
+    pub waited: Duration,
+}
+
 /// Why a lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    /// Another operation held it for longer than the wait allowed.
-    #[error(
-        "container {id} is busy: another operation on it did not finish within {}s; try again",
-        waited.as_secs()
-    )]
-    Busy {
-        /// The container.
-        id: ContainerId,
-        /// How long this caller waited.
-        waited: Duration,
-    },
+    /// Its holder did not let go in time.
+    #[error(transparent)]
+    Busy(#[from] Busy),
     /// The lock file could not be made or locked.
     #[error("{0:#}")]
     Io(#[from] anyhow::Error),
@@ -60,10 +65,11 @@ impl Lock {
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Err(LockError::Busy {
+                return Err(Busy {
                     id: id.clone(),
                     waited: wait,
-                });
+                }
+                .into());
             }
             // Polled, not a blocking flock(2): the wait must end, and must not hold a thread.
             tokio::time::sleep(pause.min(deadline - now)).await;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::*;
 use crate::container::host::{Fake, fake_host};
+use crate::container::spec::InstallRequest;
 use crate::docker::fake::FakeDocker;
 use crate::netfilter::Namespace;
 
