@@ -74,6 +74,9 @@ assert_contains "$(idler_log)" "50 held SYN(s) let go"
 "$TESTBED" down "$PEER"
 
 step "freeze: the container is paused, and thawed by the first connection"
+# Taking the peer down can outlast the 5 s policy on a busy host: wake it first, so that
+# there is a running container to freeze.
+tb gear unidle localhost/idle-1 >/dev/null
 tb gear idle --freeze localhost/idle-1 >/dev/null
 assert_eq true "$(tb docker inspect -f '{{.State.Paused}}' ctr-idle-1)"
 assert_eq freeze "$(idle_mark idle-1)"
