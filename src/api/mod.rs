@@ -18,6 +18,7 @@ pub mod error;
 pub mod handle;
 pub mod idempotency;
 mod idling;
+pub mod limits;
 pub mod request;
 pub mod server;
 

@@ -1,4 +1,5 @@
-//! The HTTP/1.1 server of `gear-api`: accept loop, body limits, idle exit, clean shutdown.
+//! The HTTP/1.1 server of `gear-api`: accept loop, body and time limits ([`super::limits`]),
+//! idle exit, clean shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,16 +15,18 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use super::auth::Auth;
 use super::error::{Error, ErrorBody};
 use super::handle::{Reply, execute};
 use super::idempotency::{Lookup, Replays};
+use super::limits::{AcceptBackoff, Deadline, Followers, Following, Limits};
 use super::request::Request;
 use crate::container::lifecycle::Host;
+use crate::container::logs::LogStream;
 use crate::docker::Docker;
 use crate::systemd::{Systemd, notify};
 
@@ -39,6 +42,18 @@ pub struct ServeOptions {
     /// Exit after this long with no open connection; the socket unit starts the agent
     /// again on the next one (as systemd-socket-proxyd's `--exit-idle-time`).
     pub exit_idle: Option<Duration>,
+    /// What clients may hold of the agent.
+    pub limits: Limits,
+}
+
+/// What every request of one agent shares.
+#[derive(Debug)]
+struct Shared<S: Systemd, D: Docker> {
+    host: Arc<Host<S, D>>,
+    replays: Replays,
+    auth: Auth,
+    followers: Followers,
+    body_timeout: Duration,
 }
 
 /// Serves requests on `listeners` (one per `ListenStream=` of the socket unit) until
@@ -49,11 +64,19 @@ pub async fn serve<S: Systemd, D: Docker>(
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(!listeners.is_empty(), "no socket to serve on");
-    let replays = Arc::new(Replays::new(ctx.paths.requests_dir()));
-    let auth = Arc::new(Auth::new(ctx.paths.tokens_file()));
+    let limits = opts.limits.clone();
+    let shared = Arc::new(Shared {
+        replays: Replays::new(ctx.paths.requests_dir()),
+        auth: Auth::new(ctx.paths.tokens_file()),
+        host: ctx,
+        followers: Followers::new(limits.max_log_followers),
+        body_timeout: limits.body_timeout,
+    });
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let open = Arc::new(AtomicUsize::new(0));
     let closed = Arc::new(Notify::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut backoff = AcceptBackoff::default();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     notify::ready("serving");
     let reason = loop {
@@ -63,31 +86,51 @@ pub async fn serve<S: Systemd, D: Docker>(
                 _ => std::future::pending().await,
             }
         };
+        // Accept only with a free slot: beyond the cap, connections wait in the backlog
+        // instead of costing a file descriptor each.
+        let next = async {
+            let slot = slots.clone().acquire_owned().await.expect("never closed");
+            (slot, accept_any(&listeners).await)
+        };
         tokio::select! {
-            accepted = accept_any(&listeners) => {
+            (slot, accepted) = next => {
                 let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    // A failed accept (EMFILE, a reset before accept) is one client's
-                    // problem; keep serving the others.
-                    Err(e) => { log::warn!("accept failed: {e}"); continue; }
+                    Ok(a) => { backoff.succeeded(); a }
+                    Err(e) if AcceptBackoff::is_exhaustion(&e) => {
+                        // Out of descriptors: accepting again at once fails again at once.
+                        tokio::time::sleep(backoff.failed(&e)).await;
+                        continue;
+                    }
+                    // A reset before accept is one client's problem; keep serving.
+                    Err(e) => { log::debug!("accept failed: {e}"); continue; }
                 };
                 let _ = stream.set_nodelay(true);
                 open.fetch_add(1, Ordering::SeqCst);
-                let (ctx, replays, auth) = (ctx.clone(), replays.clone(), auth.clone());
+                let deadline = Arc::new(Deadline::default());
+                let (shared, conn_deadline) = (shared.clone(), deadline.clone());
                 let service = service_fn(move |req| {
-                    let (ctx, replays, auth) = (ctx.clone(), replays.clone(), auth.clone());
+                    let (shared, deadline) = (shared.clone(), deadline.clone());
                     async move {
-                        Ok::<_, Infallible>(respond(&ctx, &replays, &auth, peer.ip(), req).await)
+                        Ok::<_, Infallible>(respond(&shared, &deadline, peer.ip(), req).await)
                     }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
+                    // Without a timer hyper never runs its header-read timeout.
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout)
                     .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 let (open, closed) = (open.clone(), closed.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        log::debug!("connection from {peer}: {e}");
+                    tokio::select! {
+                        result = conn => if let Err(e) = result {
+                            log::debug!("connection from {peer}: {e}");
+                        },
+                        _ = conn_deadline.reached() => {
+                            log::info!("connection from {peer}: log answer past its timeout, closed");
+                        }
                     }
+                    drop(slot);
                     open.fetch_sub(1, Ordering::SeqCst);
                     closed.notify_one();
                 });
@@ -124,12 +167,12 @@ type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// Turns one HTTP request into a response; never fails, errors become JSON answers.
 async fn respond<S: Systemd, D: Docker>(
-    ctx: &Arc<Host<S, D>>,
-    replays: &Replays,
-    auth: &Auth,
+    shared: &Shared<S, D>,
+    deadline: &Arc<Deadline>,
     peer: std::net::IpAddr,
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
+    let (ctx, replays, auth) = (&shared.host, &shared.replays, &shared.auth);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let request_id = req
@@ -144,8 +187,17 @@ async fn respond<S: Systemd, D: Docker>(
     let result = async {
         auth.check(peer, authorization.as_deref())?;
         let query = req.uri().query().map(str::to_string);
-        let body = read_body(req.into_body()).await?;
+        let body = tokio::time::timeout(shared.body_timeout, read_body(req.into_body()))
+            .await
+            .map_err(|_| Error::SlowBody(shared.body_timeout))??;
         let request = Request::parse(&method, &path, query.as_deref(), &body)?;
+        if let Request::Log { opts, .. } = &request {
+            let following = Following::start(&shared.followers, deadline, opts.timeout)?;
+            return match execute(ctx, request).await? {
+                Reply::Stream(kind, stream) => Ok(Reply::Stream(kind, holding(following, stream))),
+                other => Ok(other),
+            };
+        }
         let Some(rid) = request_id else {
             return execute(ctx, request).await;
         };
@@ -183,6 +235,14 @@ async fn respond<S: Systemd, D: Docker>(
             )
         }
     }
+}
+
+/// `stream`, keeping `following` until it is dropped.
+fn holding(following: Following, stream: LogStream) -> LogStream {
+    Box::pin(stream.map(move |chunk| {
+        let _ = &following;
+        chunk
+    }))
 }
 
 fn reply_response(reply: Reply) -> Response<Body> {

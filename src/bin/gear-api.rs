@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use gear::api::limits::Limits;
 use gear::api::server::{ServeOptions, serve};
 use gear::container::lifecycle::Host;
 use gear::container::ports::PortRange;
@@ -27,6 +28,16 @@ struct Cli {
     /// starts the agent again on the next connection. Never, if not given.
     #[arg(long, value_name = "DURATION", value_parser = gear::duration::parse)]
     exit_idle_time: Option<Duration>,
+    /// Close a connection whose request head has not arrived this long after the agent
+    /// started waiting for it (new and kept-alive connections alike).
+    #[arg(long, value_name = "DURATION", value_parser = gear::duration::parse, default_value = "30s")]
+    header_timeout: Duration,
+    /// Serve at most this many connections at once; more wait in the kernel's backlog.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Stream at most this many log answers at once; more are answered 503.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_log_followers)]
+    max_log_followers: usize,
     /// Host ports handed out when an install asks for port 0.
     #[arg(long, value_name = "FIRST-LAST", default_value = "4000-60000")]
     port_range: PortRange,
@@ -79,6 +90,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Arc::new(host),
             ServeOptions {
                 exit_idle: cli.exit_idle_time,
+                limits: Limits {
+                    header_timeout: cli.header_timeout,
+                    max_connections: cli.max_connections,
+                    max_log_followers: cli.max_log_followers,
+                    ..Limits::default()
+                },
             },
         )
         .await
