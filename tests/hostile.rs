@@ -177,3 +177,33 @@ fn log_followers_beyond_the_cap_are_refused_until_one_ends() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn reads_with_a_request_id_are_answered_afresh_and_never_kept() {
+    let spec = |port: u16| {
+        format!(
+            r#"{{"Id":"web-1","Image":"gear-test/httpd","Ports":[{{"Internal":8080,"External":{port}}}]}}"#
+        )
+    };
+    let agent = Agent::start(AgentOptions {
+        files: vec![(UNIT, "[Service]\n")],
+        ..Default::default()
+    });
+    let spec_file = agent.path("var/lib/containers/specs/web-1.json");
+    std::fs::create_dir_all(spec_file.parent().unwrap()).unwrap();
+    std::fs::write(&spec_file, spec(4000)).unwrap();
+    let rid = "X-Request-Id: read-1\r\n";
+    let (status, body) = agent.http("GET", "/container/web-1/ports", rid, b"");
+    assert_eq!((status, body.contains("4000")), (200, true), "{body}");
+    std::fs::write(&spec_file, spec(4001)).unwrap();
+    let (status, body) = agent.http("GET", "/container/web-1/ports", rid, b"");
+    assert_eq!(
+        (status, body.contains("4001")),
+        (200, true),
+        "a stale read: {body}"
+    );
+    let kept = std::fs::read_dir(agent.path("run/gear/requests"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(kept, 0, "a read's answer was kept");
+}

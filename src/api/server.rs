@@ -22,7 +22,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::auth::Auth;
 use super::error::{Error, ErrorBody};
 use super::handle::{Reply, execute};
-use super::idempotency::{Lookup, Replays};
+use super::idempotency::{self, Lookup, Replays};
 use super::limits::{AcceptBackoff, Deadline, Followers, Following, Limits};
 use super::request::Request;
 use crate::container::lifecycle::Host;
@@ -198,7 +198,8 @@ async fn respond<S: Systemd, D: Docker>(
                 other => Ok(other),
             };
         }
-        let Some(rid) = request_id else {
+        // Reads are answered afresh: replaying one would answer stale state.
+        let Some(rid) = request_id.filter(|_| idempotency::applies_to(&method)) else {
             return execute(ctx, request).await;
         };
         let target = format!("{path}?{}", query.unwrap_or_default());
