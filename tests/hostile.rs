@@ -207,3 +207,15 @@ fn reads_with_a_request_id_are_answered_afresh_and_never_kept() {
         .unwrap_or(0);
     assert_eq!(kept, 0, "a read's answer was kept");
 }
+
+#[test]
+fn ipv4_loopback_clients_of_a_dual_stack_socket_count_as_loopback() {
+    // On `[::]` an IPv4 client's address is `::ffff:127.0.0.1`, which was taken for a remote
+    // host and refused without a token.
+    let agent = Agent::start(AgentOptions {
+        dual_stack: true,
+        ..Default::default()
+    });
+    let (status, body) = agent.http("GET", "/nope", "", b"");
+    assert_eq!(status, 404, "{body}");
+}

@@ -28,7 +28,8 @@ impl Auth {
 
     /// Lets a request from `peer` with this `Authorization` header through, or says why not.
     pub fn check(&self, peer: IpAddr, authorization: Option<&str>) -> Result<(), Error> {
-        if peer.is_loopback() {
+        // On a dual-stack socket an IPv4 client shows as `::ffff:a.b.c.d`: unmap it first.
+        if peer.to_canonical().is_loopback() {
             return Ok(());
         }
         let Some(token) = authorization
@@ -150,6 +151,12 @@ mod tests {
         let remote: IpAddr = "10.0.0.2".parse().unwrap();
         assert!(auth.check("127.0.0.1".parse().unwrap(), None).is_ok());
         assert!(auth.check("::1".parse().unwrap(), None).is_ok());
+        assert!(
+            auth.check("::ffff:127.0.0.1".parse().unwrap(), None)
+                .is_ok()
+        );
+        let mapped_remote: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
+        assert!(auth.check(mapped_remote, None).is_err());
         assert!(matches!(
             auth.check(remote, None),
             Err(Error::Unauthorized(_))

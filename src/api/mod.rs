@@ -13,6 +13,7 @@
 //! - [`error`]: the errors and their status codes.
 
 pub mod auth;
+pub mod browser;
 pub mod client;
 pub mod error;
 pub mod handle;

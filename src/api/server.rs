@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
 use super::auth::Auth;
+use super::browser::{self, HostNames};
 use super::error::{Error, ErrorBody};
 use super::handle::{Reply, execute};
 use super::idempotency::{self, Lookup, Replays};
@@ -44,6 +45,8 @@ pub struct ServeOptions {
     pub exit_idle: Option<Duration>,
     /// What clients may hold of the agent.
     pub limits: Limits,
+    /// Names the agent answers to in `Host`, besides addresses, `localhost` and its own.
+    pub host_names: Vec<String>,
 }
 
 /// What every request of one agent shares.
@@ -54,6 +57,7 @@ struct Shared<S: Systemd, D: Docker> {
     auth: Auth,
     followers: Followers,
     body_timeout: Duration,
+    host_names: HostNames,
 }
 
 /// Serves requests on `listeners` (one per `ListenStream=` of the socket unit) until
@@ -71,6 +75,7 @@ pub async fn serve<S: Systemd, D: Docker>(
         host: ctx,
         followers: Followers::new(limits.max_log_followers),
         body_timeout: limits.body_timeout,
+        host_names: HostNames::with_own(opts.host_names.clone()),
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let open = Arc::new(AtomicUsize::new(0));
@@ -185,11 +190,14 @@ async fn respond<S: Systemd, D: Docker>(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let result = async {
+        browser::check_headers(req.headers(), &shared.host_names)?;
         auth.check(peer, authorization.as_deref())?;
         let query = req.uri().query().map(str::to_string);
+        let headers = req.headers().clone();
         let body = tokio::time::timeout(shared.body_timeout, read_body(req.into_body()))
             .await
             .map_err(|_| Error::SlowBody(shared.body_timeout))??;
+        browser::check_body(&headers, &body)?;
         let request = Request::parse(&method, &path, query.as_deref(), &body)?;
         if let Request::Log { opts, .. } = &request {
             let following = Following::start(&shared.followers, deadline, opts.timeout)?;

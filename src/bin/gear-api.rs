@@ -38,6 +38,10 @@ struct Cli {
     /// Stream at most this many log answers at once; more are answered 503.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_log_followers)]
     max_log_followers: usize,
+    /// Also answer requests whose Host is this name (repeatable); IP addresses, localhost
+    /// and this host's own name are always answered.
+    #[arg(long = "host-name", value_name = "NAME")]
+    host_names: Vec<String>,
     /// Host ports handed out when an install asks for port 0.
     #[arg(long, value_name = "FIRST-LAST", default_value = "4000-60000")]
     port_range: PortRange,
@@ -96,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     max_log_followers: cli.max_log_followers,
                     ..Limits::default()
                 },
+                host_names: cli.host_names,
             },
         )
         .await

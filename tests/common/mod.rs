@@ -30,6 +30,8 @@ pub struct AgentOptions<'a> {
     pub files: Vec<(&'a str, &'a str)>,
     /// Programs to create under the root first (path relative to it, script).
     pub programs: Vec<(&'a str, &'a str)>,
+    /// Listen on every IPv6 and IPv4 address (`[::]`, dual-stack) instead of `127.0.0.1`.
+    pub dual_stack: bool,
 }
 
 impl Agent {
@@ -48,7 +50,10 @@ impl Agent {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         }
         let stderr = std::fs::File::create(root.path().join("stderr")).unwrap();
-        let listen = format!("127.0.0.1:{port}");
+        let listen = match opts.dual_stack {
+            true => format!("[::]:{port}"),
+            false => format!("127.0.0.1:{port}"),
+        };
         let mut cmd = Command::new("sh");
         let ulimit = opts
             .nofile
