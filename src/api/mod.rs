@@ -20,6 +20,7 @@ pub mod handle;
 pub mod idempotency;
 mod idling;
 pub mod limits;
+pub mod listener;
 pub mod request;
 pub mod server;
 

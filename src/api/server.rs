@@ -2,12 +2,14 @@
 //! idle exit, clean shutdown.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
+use futures_util::future::Either;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited, StreamBody};
 use hyper::body::Frame;
@@ -16,7 +18,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::{Notify, Semaphore};
 
 use super::auth::Auth;
@@ -25,6 +27,7 @@ use super::error::{Error, ErrorBody};
 use super::handle::{Reply, execute};
 use super::idempotency::{self, Lookup, Replays};
 use super::limits::{AcceptBackoff, Deadline, Followers, Following, Limits};
+use super::listener::{Conn, Listener, Peer, accept_any};
 use super::request::Request;
 use crate::container::lifecycle::Host;
 use crate::container::logs::LogStream;
@@ -47,6 +50,8 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// Names the agent answers to in `Host`, besides addresses, `localhost` and its own.
     pub host_names: Vec<String>,
+    /// Ask loopback TCP clients for a token too (the Unix socket still needs none).
+    pub loopback_needs_token: bool,
 }
 
 /// What every request of one agent shares.
@@ -57,29 +62,46 @@ struct Shared<S: Systemd, D: Docker> {
     auth: Auth,
     followers: Followers,
     body_timeout: Duration,
+    header_timeout: Duration,
     host_names: HostNames,
+}
+
+/// The open connections: counted for the idle exit.
+#[derive(Debug, Default)]
+struct Open {
+    count: AtomicUsize,
+    closed: Notify,
 }
 
 /// Serves requests on `listeners` (one per `ListenStream=` of the socket unit) until
 /// SIGTERM/SIGINT, or until idle for [`ServeOptions::exit_idle`].
 pub async fn serve<S: Systemd, D: Docker>(
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     ctx: Arc<Host<S, D>>,
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(!listeners.is_empty(), "no socket to serve on");
     let limits = opts.limits.clone();
+    // Members of the Unix socket's group may use it (when that is not root's group).
+    let unix_group = listeners
+        .iter()
+        .filter_map(Listener::unix_path)
+        .find_map(|p| std::fs::metadata(p).ok())
+        .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+        .filter(|&gid| gid != 0);
     let shared = Arc::new(Shared {
         replays: Replays::new(ctx.paths.requests_dir()),
-        auth: Auth::new(ctx.paths.tokens_file()),
+        auth: Auth::new(ctx.paths.tokens_file())
+            .loopback_needs_token(opts.loopback_needs_token)
+            .unix_group(unix_group),
         host: ctx,
         followers: Followers::new(limits.max_log_followers),
         body_timeout: limits.body_timeout,
         host_names: HostNames::with_own(opts.host_names.clone()),
+        header_timeout: limits.header_timeout,
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let open = Arc::new(AtomicUsize::new(0));
-    let closed = Arc::new(Notify::new());
+    let open = Arc::new(Open::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut backoff = AcceptBackoff::default();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -87,7 +109,7 @@ pub async fn serve<S: Systemd, D: Docker>(
     let reason = loop {
         let idle = async {
             match opts.exit_idle {
-                Some(d) if open.load(Ordering::SeqCst) == 0 => tokio::time::sleep(d).await,
+                Some(d) if open.count.load(Ordering::SeqCst) == 0 => tokio::time::sleep(d).await,
                 _ => std::future::pending().await,
             }
         };
@@ -99,7 +121,7 @@ pub async fn serve<S: Systemd, D: Docker>(
         };
         tokio::select! {
             (slot, accepted) = next => {
-                let (stream, peer) = match accepted {
+                let (conn, peer) = match accepted {
                     Ok(a) => { backoff.succeeded(); a }
                     Err(e) if AcceptBackoff::is_exhaustion(&e) => {
                         // Out of descriptors: accepting again at once fails again at once.
@@ -109,39 +131,21 @@ pub async fn serve<S: Systemd, D: Docker>(
                     // A reset before accept is one client's problem; keep serving.
                     Err(e) => { log::debug!("accept failed: {e}"); continue; }
                 };
-                let _ = stream.set_nodelay(true);
-                open.fetch_add(1, Ordering::SeqCst);
-                let deadline = Arc::new(Deadline::default());
-                let (shared, conn_deadline) = (shared.clone(), deadline.clone());
-                let service = service_fn(move |req| {
-                    let (shared, deadline) = (shared.clone(), deadline.clone());
-                    async move {
-                        Ok::<_, Infallible>(respond(&shared, &deadline, peer.ip(), req).await)
-                    }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    // Without a timer hyper never runs its header-read timeout.
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_timeout)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                let (open, closed) = (open.clone(), closed.clone());
+                let conn = match conn {
+                    Conn::Tcp(s) => Either::Left(serve_conn(&shared, &graceful, TokioIo::new(s), peer)),
+                    Conn::Unix(s) => Either::Right(serve_conn(&shared, &graceful, TokioIo::new(s), peer)),
+                };
+                open.count.fetch_add(1, Ordering::SeqCst);
+                let open = open.clone();
                 tokio::spawn(async move {
-                    tokio::select! {
-                        result = conn => if let Err(e) = result {
-                            log::debug!("connection from {peer}: {e}");
-                        },
-                        _ = conn_deadline.reached() => {
-                            log::info!("connection from {peer}: log answer past its timeout, closed");
-                        }
-                    }
+                    conn.await;
                     drop(slot);
-                    open.fetch_sub(1, Ordering::SeqCst);
-                    closed.notify_one();
+                    open.count.fetch_sub(1, Ordering::SeqCst);
+                    open.closed.notify_one();
                 });
             }
             // Re-arm the idle timer whenever a connection closes.
-            _ = closed.notified() => {}
+            _ = open.closed.notified() => {}
             _ = idle => break "idle",
             _ = term.recv() => break "SIGTERM",
             _ = tokio::signal::ctrl_c() => break "SIGINT",
@@ -159,12 +163,41 @@ pub async fn serve<S: Systemd, D: Docker>(
     Ok(())
 }
 
-/// Accepts the next connection on whichever listener has one.
-async fn accept_any(
-    listeners: &[TcpListener],
-) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
-    let accepts = listeners.iter().map(|l| Box::pin(l.accept()));
-    futures_util::future::select_all(accepts).await.0
+/// Serves one connection, over TCP or the Unix socket, until it closes or its bounded
+/// answer (a log) is past its deadline.
+fn serve_conn<S, D, IO>(
+    shared: &Arc<Shared<S, D>>,
+    graceful: &GracefulShutdown,
+    io: TokioIo<IO>,
+    peer: Peer,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    S: Systemd,
+    D: Docker,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let deadline = Arc::new(Deadline::default());
+    let (for_service, conn_deadline) = (shared.clone(), deadline.clone());
+    let service = service_fn(move |req| {
+        let (shared, deadline) = (for_service.clone(), deadline.clone());
+        async move { Ok::<_, Infallible>(respond(&shared, &deadline, &peer, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        // Without a timer hyper never runs its header-read timeout.
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.header_timeout)
+        .serve_connection(io, service);
+    let conn = graceful.watch(conn);
+    async move {
+        tokio::select! {
+            result = conn => if let Err(e) = result {
+                log::debug!("connection from {peer}: {e}");
+            },
+            _ = conn_deadline.reached() => {
+                log::info!("connection from {peer}: log answer past its timeout, closed");
+            }
+        }
+    }
 }
 
 /// The body of every answer: whole (JSON, text) or streamed (logs).
@@ -174,7 +207,7 @@ type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 async fn respond<S: Systemd, D: Docker>(
     shared: &Shared<S, D>,
     deadline: &Arc<Deadline>,
-    peer: std::net::IpAddr,
+    peer: &Peer,
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
     let (ctx, replays, auth) = (&shared.host, &shared.replays, &shared.auth);

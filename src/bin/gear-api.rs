@@ -13,7 +13,8 @@ use gear::container::lifecycle::Host;
 use gear::container::ports::PortRange;
 use gear::docker::DockerApi;
 use gear::paths::Paths;
-use gear::systemd::{activation, dbus::Dbus};
+use gear::systemd::activation::{self, Listener};
+use gear::systemd::dbus::Dbus;
 
 /// The gear agent: installs and controls containers on this host over HTTP.
 ///
@@ -24,6 +25,14 @@ struct Cli {
     /// Listen on this address instead of a socket from systemd (for development only).
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<std::net::SocketAddr>,
+    /// Also listen on a Unix socket at this path (for development only; systemd passes
+    /// /run/gear/api.sock).
+    #[arg(long, value_name = "PATH")]
+    listen_unix: Option<std::path::PathBuf>,
+    /// Ask clients on loopback TCP for a token too; root (and the socket's group) use the
+    /// Unix socket without one.
+    #[arg(long)]
+    loopback_needs_token: bool,
     /// Exit after this long without any open connection (e.g. 120s); gear-api.socket
     /// starts the agent again on the next connection. Never, if not given.
     #[arg(long, value_name = "DURATION", value_parser = gear::duration::parse)]
@@ -65,23 +74,30 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     // LISTEN_FDS must be taken before any thread exists (sd_listen_fds(3)).
     let mut listeners = activation::listeners_from_env()?;
-    match cli.listen {
-        _ if !listeners.is_empty() => {}
-        Some(addr) => listeners
-            .push(std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?),
-        None => anyhow::bail!(
-            "no socket from systemd: start gear-api.socket, or pass --listen ADDR:PORT for development"
-        ),
+    if listeners.is_empty() {
+        if let Some(addr) = cli.listen {
+            let l = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+            listeners.push(Listener::Tcp(l));
+        }
+        if let Some(path) = &cli.listen_unix {
+            let l = std::os::unix::net::UnixListener::bind(path)
+                .with_context(|| format!("binding {}", path.display()))?;
+            listeners.push(Listener::Unix(l));
+        }
     }
+    anyhow::ensure!(
+        !listeners.is_empty(),
+        "no socket from systemd: start gear-api.socket, or pass --listen ADDR:PORT for development"
+    );
     for l in &listeners {
-        l.set_nonblocking(true)
+        l.set_nonblocking()
             .context("making the listener non-blocking")?;
     }
     let runtime = gear::runtime::current_thread()?;
     runtime.block_on(async {
         let listeners = listeners
             .into_iter()
-            .map(tokio::net::TcpListener::from_std)
+            .map(gear::api::listener::Listener::from_std)
             .collect::<Result<Vec<_>, _>>()?;
         let host = Host::new(
             Paths::system(),
@@ -101,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     ..Limits::default()
                 },
                 host_names: cli.host_names,
+                loopback_needs_token: cli.loopback_needs_token,
             },
         )
         .await

@@ -63,7 +63,12 @@ impl Agent {
             .arg(format!("{ulimit}exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_gear-api"))
             .args(["--listen", &listen])
-            .args(&opts.args)
+            // `{root}` in an argument stands for the agent's root.
+            .args(
+                opts.args
+                    .iter()
+                    .map(|a| a.replace("{root}", &root.path().display().to_string())),
+            )
             .env("GEAR_ROOT", root.path())
             .env(
                 "DBUS_SYSTEM_BUS_ADDRESS",
