@@ -84,11 +84,6 @@ impl Deadline {
         self.0.send_replace(Some(at));
     }
 
-    /// The connection's bounded answer is over: no deadline any more.
-    pub fn clear(&self) {
-        self.0.send_replace(None);
-    }
-
     /// Resolves once a deadline is set and reached; never while none is set.
     pub async fn reached(&self) {
         let mut rx = self.0.subscribe();
@@ -108,33 +103,26 @@ impl Deadline {
     }
 }
 
-/// Held by a streaming log answer: its follower slot and its connection's deadline, both
-/// given back when the answer ends.
+/// Held by a streaming log answer: its follower slot, given back when the answer ends.
+///
+/// The connection's deadline stays: the answer's last bytes may still wait for a client
+/// that stopped reading after the stream ended. Streamed answers close their connection
+/// (`Connection: close`), so no later request on it meets the deadline.
 #[derive(Debug)]
 pub struct Following {
     _slot: OwnedSemaphorePermit,
-    deadline: Arc<Deadline>,
 }
 
 impl Following {
     /// Takes a follower slot and bounds the connection to `timeout` plus [`LOG_GRACE`].
     pub fn start(
         followers: &Followers,
-        deadline: &Arc<Deadline>,
+        deadline: &Deadline,
         timeout: Duration,
     ) -> Result<Following, Error> {
         let slot = followers.admit()?;
         deadline.set(Instant::now() + timeout + LOG_GRACE);
-        Ok(Following {
-            _slot: slot,
-            deadline: deadline.clone(),
-        })
-    }
-}
-
-impl Drop for Following {
-    fn drop(&mut self) {
-        self.deadline.clear();
+        Ok(Following { _slot: slot })
     }
 }
 
@@ -205,7 +193,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_deadline_is_reached_only_while_set() {
+    async fn a_deadline_is_reached_only_once_set() {
         let ms = Duration::from_millis;
         let d = Deadline::default();
         let unset = tokio::time::timeout(ms(300), d.reached()).await;
@@ -213,12 +201,5 @@ mod tests {
         d.set(Instant::now() + ms(100));
         let set = tokio::time::timeout(ms(2000), d.reached()).await;
         assert!(set.is_ok());
-        d.set(Instant::now() + ms(100));
-        d.clear();
-        let cleared = tokio::time::timeout(ms(300), d.reached()).await;
-        assert!(
-            cleared.is_err(),
-            "the deadline was cleared, yet it was reached"
-        );
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! - [`request`]: the route table, parsing HTTP into [`Request`] and back;
 //! - [`handle`]: carrying a request out against systemd and the disk;
-//! - [`server`]: the accept loop of `gear-api`;
+//! - [`server`]: the accept loop of `gear-api`; `respond`, one request through it;
+//! - [`limits`], [`browser`], [`auth`], [`listener`]: what the agent bounds and refuses
+//!   (docs/security.md);
 //! - [`client`]: what `gear` sends requests with;
 //! - [`error`]: the errors and their status codes.
 
@@ -22,6 +24,7 @@ mod idling;
 pub mod limits;
 pub mod listener;
 pub mod request;
+mod respond;
 pub mod server;
 
 pub use client::Client;
