@@ -4,6 +4,7 @@
 #   make install DESTDIR=dir        the install layout under dir (PREFIX=/usr)
 #   make check                      rustfmt and clippy, warnings are errors
 #   make test                       unit + integration tests, then system tests in a booted machine
+#   make fuzz [FUZZ_SECS=60]        the random-input tests of tests/fuzz.rs, longer than in make test
 #   make demo / demo-down / shell   a sandbox machine running gear
 #   make bench                      benchmarks in a booted machine
 
@@ -30,7 +31,7 @@ DOCS      = README.md $(wildcard docs/*.md)
 STAGE     = target/stage
 TESTBED   = tests/system/testbed.sh
 
-.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean
+.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean fuzz
 
 all: build
 
@@ -53,6 +54,11 @@ check:
 
 unit-test:
 	$(CARGO) test --all-targets --locked
+
+# tests/fuzz.rs runs each target for 1 s in unit-test; here for FUZZ_SECS, optimised.
+FUZZ_SECS ?= 60
+fuzz:
+	GEAR_FUZZ_SECS=$(FUZZ_SECS) $(CARGO) test --release --locked --test fuzz -- --nocapture
 
 # The install tree the test machine boots with; rebuilt every time so it never goes stale.
 stage:

@@ -91,6 +91,12 @@ impl Paths {
         self.root.join("run/gear/requests")
     }
 
+    /// `/run/gear/api.sock`: the agent's local Unix socket (root, or a group given to
+    /// `gear-api.socket`), which the CLI prefers for `localhost`.
+    pub fn api_socket(&self) -> PathBuf {
+        self.root.join("run/gear/api.sock")
+    }
+
     /// `/etc/gear/tokens`: bearer tokens that let other hosts use the agent (root only).
     pub fn tokens_file(&self) -> PathBuf {
         self.root.join("etc/gear/tokens")

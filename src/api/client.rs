@@ -1,5 +1,6 @@
 //! The HTTP client the `gear` CLI uses to reach an agent; it sends [`Request`] values.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
@@ -8,12 +9,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use super::error::ErrorBody;
 use super::reply::{InstallLine, Installed};
 use super::request::Request;
 use crate::locator::HostAddr;
+use crate::paths::Paths;
 
 /// How long to wait for an agent to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,6 +26,8 @@ pub struct Client {
     host: HostAddr,
     timeout: Duration,
     token: Option<String>,
+    /// The agent's Unix socket, tried first, when `host` is this host's agent.
+    local_socket: Option<PathBuf>,
 }
 
 /// An agent's successful answer.
@@ -38,10 +42,27 @@ pub struct Answer {
 impl Client {
     /// A client for the agent at `host`; each request may take at most `timeout`.
     pub fn new(host: HostAddr, timeout: Duration) -> Client {
+        // `localhost` on the default port is this host's agent: its Unix socket needs no
+        // token and cannot be reached through a proxy or a browser.
+        let local_socket = (host == HostAddr::localhost()).then(|| Paths::system().api_socket());
         Client {
             host,
             timeout,
             token: None,
+            local_socket,
+        }
+    }
+
+    /// The agent's Unix socket, when this client may use it and can connect (root, or the
+    /// socket's group); otherwise the client uses TCP.
+    async fn connect_local(&self) -> Option<UnixStream> {
+        let path = self.local_socket.as_ref()?;
+        match UnixStream::connect(path).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::debug!("{}: {e}; using TCP", path.display());
+                None
+            }
         }
     }
 
@@ -168,18 +189,16 @@ impl Client {
     /// Connects, sends `req`, and returns the response with its body unread.
     async fn start(&self, req: &Request) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
         let addr = self.host.socket_addr();
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
-            .await
-            .map_err(|_| anyhow!("{}: connection timed out", self.host))?
-            .with_context(|| format!("{}: cannot reach the gear agent", self.host))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .with_context(|| format!("{}: HTTP handshake", self.host))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                log::debug!("connection: {e}");
+        let mut sender = match self.connect_local().await {
+            Some(stream) => handshake(&self.host, stream).await?,
+            None => {
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
+                    .await
+                    .map_err(|_| anyhow!("{}: connection timed out", self.host))?
+                    .with_context(|| format!("{}: cannot reach the gear agent", self.host))?;
+                handshake(&self.host, stream).await?
             }
-        });
+        };
         let body = req.body().unwrap_or_default();
         let mut builder = hyper::Request::builder()
             .method(req.method())
@@ -201,4 +220,23 @@ impl Client {
             )
         })
     }
+}
+
+/// Starts HTTP/1.1 on `stream` and drives the connection in the background.
+async fn handshake<IO>(
+    host: &HostAddr,
+    stream: IO,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .with_context(|| format!("{host}: HTTP handshake"))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            log::debug!("connection: {e}");
+        }
+    });
+    Ok(sender)
 }

@@ -56,6 +56,21 @@ pub enum Error {
     /// systemd, Docker or the disk failed while carrying out a valid request.
     #[error("{0:#}")]
     Host(#[source] anyhow::Error),
+    /// The agent is serving as many of these requests as it allows at once.
+    #[error("busy: {0}")]
+    TooBusy(String),
+    /// The body did not arrive in time after the request's head.
+    #[error("the request body did not arrive within {0:?}")]
+    SlowBody(std::time::Duration),
+    /// A body that is not declared as JSON (one a web page could send without asking).
+    #[error("unsupported Content-Type {0:?}: send the body as Content-Type: application/json")]
+    NotJson(String),
+    /// A request made by a web page of another site (its `Origin` is not the agent).
+    #[error("refused: a request from the web page {0} (the agent does not serve web pages)")]
+    ForeignOrigin(String),
+    /// A `Host` that is not one of the agent's names (DNS rebinding, or a mistaken proxy).
+    #[error("refused: Host {0:?} is not an address or name of this agent (see docs/security.md)")]
+    UnknownHost(String),
 }
 
 fn links_set(set: &[ContainerId]) -> String {
@@ -99,6 +114,11 @@ impl Error {
                 lifecycle::Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::TooBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::ForeignOrigin(_) => StatusCode::FORBIDDEN,
+            Error::UnknownHost(_) => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 }

@@ -1,18 +1,18 @@
-//! `X-Request-Id`: a request sent again with the same id is answered as the first time
-//! instead of being done again; the same id with a different request is refused.
+//! `X-Request-Id`: a mutating request sent again with the same id is answered as the first
+//! time instead of being done again; the same id with a different request is refused.
+//! Reads ([`applies_to`]) are never kept nor replayed: a replayed read would be stale.
 //!
 //! Successful answers are kept as files under `Paths::requests_dir()` (on `/run`, so they
-//! survive agent restarts but not reboots) for 24 hours. Failed requests are not kept, so
-//! a client may retry them with the same id (geard remembered rejected ids forever).
+//! survive agent restarts but not reboots) for 24 hours, within [`Bounds`]: when the store
+//! grows past them, the oldest answers go first. Failed requests are not kept, so a client
+//! may retry them with the same id (geard remembered rejected ids forever).
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use hyper::StatusCode;
+use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::error::Error;
@@ -20,8 +20,43 @@ use crate::atomic_file;
 
 /// How long an answer is kept.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
-/// How often old answers are pruned.
+/// How often old answers are pruned when the store is within its bounds.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Whether `X-Request-Id` applies to a request with this method: only to those that change
+/// something. A read carrying one is simply answered afresh.
+pub fn applies_to(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// How much the store may hold. The store lives on `/run`, a tmpfs: its bytes are memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Answers kept at most.
+    pub count: usize,
+    /// Bytes of kept answers at most.
+    pub bytes: u64,
+    /// A larger answer is not kept (a retry then does the work again).
+    pub answer: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Bounds {
+        Bounds {
+            count: 4096,
+            bytes: 16 * 1024 * 1024,
+            answer: 64 * 1024,
+        }
+    }
+}
+
+/// What the store holds, as last counted and added to since.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    count: usize,
+    bytes: u64,
+    counted: Instant,
+}
 
 /// A kept answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,8 +83,10 @@ pub enum Lookup {
 #[derive(Debug)]
 pub struct Replays {
     dir: PathBuf,
+    bounds: Bounds,
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    last_prune: AtomicU64,
+    /// `None` until the first answer is kept (the directory is counted then).
+    usage: Mutex<Option<Usage>>,
 }
 
 /// A request id must be short printable text, so it is safe in logs and file names.
@@ -63,19 +100,36 @@ fn validate(id: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// FNV-1a over 128 bits of each part, length first so parts cannot run into each other.
+/// Stable across Rust releases and processes (std's `DefaultHasher` is neither promised
+/// to be), so file names and fingerprints written by one agent are found by the next.
+/// Not cryptographic: a file also holds its request id, which is compared, and every
+/// caller may do anything with the API anyway.
 fn hash(parts: &[&[u8]]) -> String {
-    let mut h = DefaultHasher::new();
-    parts.hash(&mut h);
-    format!("{:016x}", h.finish())
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let mut h = OFFSET;
+    for part in parts {
+        for &b in (part.len() as u64).to_le_bytes().iter().chain(part.iter()) {
+            h = (h ^ u128::from(b)).wrapping_mul(PRIME);
+        }
+    }
+    format!("{h:032x}")
 }
 
 impl Replays {
-    /// A store in `dir`.
+    /// A store in `dir`, within the default [`Bounds`].
     pub fn new(dir: PathBuf) -> Replays {
+        Replays::with_bounds(dir, Bounds::default())
+    }
+
+    /// A store in `dir`, within `bounds`.
+    pub fn with_bounds(dir: PathBuf, bounds: Bounds) -> Replays {
         Replays {
             dir,
+            bounds,
             in_flight: Mutex::new(HashMap::new()),
-            last_prune: AtomicU64::new(0),
+            usage: Mutex::new(None),
         }
     }
 
@@ -127,37 +181,73 @@ impl Replays {
         };
         let result = serde_json::to_vec(&kept)
             .map_err(anyhow::Error::from)
-            .and_then(|bytes| atomic_file::write(&self.path(request_id), &bytes, 0o600));
-        if let Err(e) = result {
-            log::warn!("could not keep the answer to request {request_id}: {e:#}");
-        }
+            .and_then(|bytes| {
+                anyhow::ensure!(
+                    bytes.len() <= self.bounds.answer,
+                    "the answer is larger than {} bytes",
+                    self.bounds.answer
+                );
+                atomic_file::write(&self.path(request_id), &bytes, 0o600)?;
+                Ok(bytes.len())
+            });
         self.in_flight.lock().unwrap().remove(request_id);
-        self.prune();
+        match result {
+            Ok(len) => self.count(len),
+            Err(e) => log::warn!("could not keep the answer to request {request_id}: {e:#}"),
+        }
     }
 
-    /// Removes answers older than [`KEEP`], at most once per [`PRUNE_EVERY`].
-    fn prune(&self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let last = self.last_prune.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < PRUNE_EVERY.as_secs()
-            || self.last_prune.swap(now, Ordering::Relaxed) != last
-        {
-            return;
+    /// Adds one kept answer of `len` bytes to the usage; prunes when the store is past its
+    /// bounds, has not been counted yet, or was last pruned [`PRUNE_EVERY`] ago.
+    fn count(&self, len: usize) {
+        let mut usage = self.usage.lock().unwrap();
+        if let Some(u) = usage.as_mut() {
+            u.count += 1;
+            u.bytes += len as u64;
         }
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() > KEEP);
-            if old {
-                let _ = std::fs::remove_file(entry.path());
+        let due = match *usage {
+            None => true,
+            Some(u) => {
+                u.count > self.bounds.count
+                    || u.bytes > self.bounds.bytes
+                    || u.counted.elapsed() > PRUNE_EVERY
             }
+        };
+        if due {
+            *usage = Some(self.prune());
+        }
+    }
+
+    /// Removes answers older than [`KEEP`], then the oldest until the store is down to 90%
+    /// of its bounds (so the next answers do not each prune again); returns what is left.
+    fn prune(&self) -> Usage {
+        let mut entries: Vec<(SystemTime, u64, PathBuf)> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((meta.modified().ok()?, meta.len(), e.path()))
+            })
+            .collect();
+        entries.sort();
+        let (count, bytes) = (self.bounds.count * 9 / 10, self.bounds.bytes * 9 / 10);
+        let mut left = entries.len();
+        let mut held: u64 = entries.iter().map(|e| e.1).sum();
+        for (modified, len, path) in &entries {
+            let expired = modified.elapsed().unwrap_or_default() > KEEP;
+            if !expired && left <= count && held <= bytes {
+                break;
+            }
+            if std::fs::remove_file(path).is_ok() {
+                left -= 1;
+                held -= len;
+            }
+        }
+        Usage {
+            count: left,
+            bytes: held,
+            counted: Instant::now(),
         }
     }
 }
@@ -201,5 +291,78 @@ mod tests {
         let (Lookup::Fresh(_), _) = r.lookup("abc-2", req).await.unwrap() else {
             panic!("not fresh")
         };
+    }
+
+    async fn keep_one(r: &Replays, id: &str, body: serde_json::Value) {
+        let req: &[&[u8]] = &[b"PUT", id.as_bytes()];
+        let (Lookup::Fresh(_guard), fp) = r.lookup(id, req).await.unwrap() else {
+            panic!("{id} not fresh")
+        };
+        r.keep(id, fp, StatusCode::OK, &body);
+    }
+
+    async fn is_kept(r: &Replays, id: &str) -> bool {
+        let req: &[&[u8]] = &[b"PUT", id.as_bytes()];
+        matches!(r.lookup(id, req).await.unwrap().0, Lookup::Replay(_))
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_at_most_its_count_dropping_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = Bounds {
+            count: 10,
+            ..Bounds::default()
+        };
+        let r = Replays::with_bounds(dir.path().join("req"), bounds);
+        for i in 0..25 {
+            keep_one(&r, &format!("id-{i}"), serde_json::json!({"N": i})).await;
+            let files = std::fs::read_dir(dir.path().join("req")).unwrap().count();
+            assert!(files <= 10, "{files} answers kept after {i}");
+        }
+        assert!(is_kept(&r, "id-24").await);
+        assert!(!is_kept(&r, "id-0").await);
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_at_most_its_bytes_and_no_oversized_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = Bounds {
+            count: 1000,
+            bytes: 4000,
+            answer: 1000,
+        };
+        let r = Replays::with_bounds(dir.path().join("req"), bounds);
+        let filler = "x".repeat(400);
+        for i in 0..30 {
+            keep_one(&r, &format!("id-{i}"), serde_json::json!({"Pad": filler})).await;
+        }
+        let held: u64 = std::fs::read_dir(dir.path().join("req"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(held <= 4000, "{held} bytes kept");
+        assert!(is_kept(&r, "id-29").await);
+        keep_one(&r, "big", serde_json::json!({"Pad": "y".repeat(2000)})).await;
+        assert!(
+            !is_kept(&r, "big").await,
+            "an answer over the bound was kept"
+        );
+    }
+
+    #[test]
+    fn names_and_fingerprints_are_stable_and_unambiguous() {
+        // Pinned (FNV-1a 128 of the length-prefixed bytes, as computed by an independent
+        // implementation): a file written by one agent build must be found by the next.
+        assert_eq!(hash(&[b"abc-1"]), "955140a9a62502fc5e5de47fefb8a3e2");
+        assert_ne!(hash(&[b"ab", b"c"]), hash(&[b"a", b"bc"]));
+    }
+
+    #[test]
+    fn only_requests_that_change_something_are_kept() {
+        assert!(!applies_to(&Method::GET));
+        assert!(!applies_to(&Method::HEAD));
+        for m in [Method::PUT, Method::POST, Method::PATCH, Method::DELETE] {
+            assert!(applies_to(&m), "{m}");
+        }
     }
 }

@@ -8,18 +8,24 @@
 //!
 //! - [`request`]: the route table, parsing HTTP into [`Request`] and back;
 //! - [`handle`]: carrying a request out against systemd and the disk;
-//! - [`server`]: the accept loop of `gear-api`;
+//! - [`server`]: the accept loop of `gear-api`; `respond`, one request through it;
 //! - [`reply`]: the typed answers, shared by the agent and its clients;
+//! - [`limits`], [`browser`], [`auth`], [`listener`]: what the agent bounds and refuses
+//!   (docs/security.md);
 //! - [`client`]: what `gear` sends requests with;
 //! - [`error`]: the errors and their status codes.
 
 pub mod auth;
+pub mod browser;
 pub mod client;
 pub mod error;
 pub mod handle;
 pub mod idempotency;
+pub mod limits;
+pub mod listener;
 pub mod reply;
 pub mod request;
+mod respond;
 pub mod server;
 
 pub use client::Client;

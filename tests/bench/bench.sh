@@ -21,7 +21,7 @@ curl -fsS $api/containers >/dev/null
 urls=$(for i in $(seq -w 1 $N); do echo "$api/container/bench-$i"; done)
 t0=$(ns)
 # shellcheck disable=SC2086 # one URL per word
-ok=$(curl -s -X PUT -d "{\"Image\":\"$img\",\"Ports\":[{\"Internal\":8080}]}" -w '\n%{http_code}\n' $urls | grep -c '^200$')
+ok=$(curl -H "Content-Type: application/json" -s -X PUT -d "{\"Image\":\"$img\",\"Ports\":[{\"Internal\":8080}]}" -w '\n%{http_code}\n' $urls | grep -c '^200$')
 t1=$(ns)
 [ "$ok" = $N ] || { echo "only $ok of $N installs answered 200" >&2; exit 1; }
 rate=$(awk -v n=$N -v d=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (d / 1e9)}')

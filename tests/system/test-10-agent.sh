@@ -50,7 +50,7 @@ assert_contains "$(tb curl -s $api/nope)" '"Message":'
 assert_eq 405 "$(tb curl -s -o /dev/null -w '%{http_code}' -X PATCH $api/containers)"
 assert_eq 400 "$(tb curl -s -o /dev/null -w '%{http_code}' "$api/containers?all=maybe")"
 tb sh -c 'head -c 20000000 /dev/zero > /tmp/big'
-assert_eq 413 "$(tb curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary @/tmp/big $api/containers)"
+assert_eq 413 "$(tb curl -H "Content-Type: application/json" -s -o /dev/null -w '%{http_code}' -X PUT --data-binary @/tmp/big $api/containers)"
 assert_eq active "$(tb systemctl is-active gear-api.service)"
 
 step "kill -9 of the agent is healed by the next request"

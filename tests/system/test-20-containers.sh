@@ -53,8 +53,8 @@ assert_eq 1 "$(tb docker ps -q --filter name=^ctr-web-1$ | wc -l)"
 step "errors are JSON with fitting codes"
 assert_eq 404 "$(tb curl -s -o /dev/null -w '%{http_code}' $api/container/nosuch/status)"
 assert_eq 400 "$(tb curl -s -o /dev/null -w '%{http_code}' $api/container/ab/status)"
-assert_eq 400 "$(tb curl -s -o /dev/null -w '%{http_code}' -X PUT -d '{"Image":"x\ny"}' $api/container/bad-1)"
-assert_eq 422 "$(tb curl -s -o /dev/null -w '%{http_code}' -X PUT -d '{"Image":"no-such/image"}' $api/container/bad-1)"
+assert_eq 400 "$(tb curl -H "Content-Type: application/json" -s -o /dev/null -w '%{http_code}' -X PUT -d '{"Image":"x\ny"}' $api/container/bad-1)"
+assert_eq 422 "$(tb curl -H "Content-Type: application/json" -s -o /dev/null -w '%{http_code}' -X PUT -d '{"Image":"no-such/image"}' $api/container/bad-1)"
 tb test ! -e /var/lib/containers/units/ctr-bad-1.service || fail "failed install left a unit"
 out=$(tb gear install no-such/image localhost/bad-1 2>&1 || true)
 assert_contains "$out" "error: localhost/bad-1: localhost: image no-such/image is not on this host and could not be pulled"
@@ -68,14 +68,14 @@ assert_eq 404 "$(tb curl -s -o /dev/null -w '%{http_code}' -X DELETE $api/contai
 assert_eq 409 "$(tb curl -s -o /dev/null -w '%{http_code}' -X DELETE -H 'X-Request-Id: del-retry-1' $api/container/web-1)"
 
 step "install with ?progress=1 answers JSON lines ending in the result"
-out=$(tb curl -fsS -X PUT -d '{"Image":"gear-test/httpd:latest"}' "$api/container/prog-1?progress=1")
+out=$(tb curl -H "Content-Type: application/json" -fsS -X PUT -d '{"Image":"gear-test/httpd:latest"}' "$api/container/prog-1?progress=1")
 assert_contains "$(tail -1 <<<"$out")" '{"Installed":{"Id":"prog-1"'
 tb gear delete localhost/prog-1 >/dev/null
 
 step "environment: set, read, applied at the next start"
 tb gear set-env localhost/we_b.2 GREETING=hello "OTHER=a b" >/dev/null
 assert_eq $'GREETING=hello\nOTHER=a b' "$(tb gear env localhost/we_b.2)"
-assert_eq 400 "$(tb curl -s -o /dev/null -w '%{http_code}' -X PATCH -d '{"Variables":[{"Name":"A","Value":"x\ny"}]}' $api/environment/we_b.2)"
+assert_eq 400 "$(tb curl -H "Content-Type: application/json" -s -o /dev/null -w '%{http_code}' -X PATCH -d '{"Variables":[{"Name":"A","Value":"x\ny"}]}' $api/environment/we_b.2)"
 tb gear restart localhost/we_b.2 >/dev/null
 assert_eq hello "$(tb docker exec ctr-we_b.2 sh -c 'echo $GREETING')"
 

@@ -51,21 +51,21 @@ step "hostile values stay values"
 tb sh -c 'printf "%s\n" "PCT=%n%%" "DOLLAR=\$HOME" "QUOTE=\"q\" '\''s'\''" > /tmp/hostile.env'
 tb gear install gear-test/loop:latest localhost/hostile --start --env-file /tmp/hostile.env >/dev/null
 assert_eq '%n%%|$HOME|"q" '\''s'\''' "$(tb docker exec ctr-hostile sh -c 'printf "%s|%s|%s" "$PCT" "$DOLLAR" "$QUOTE"')"
-assert_eq 400 "$(tb curl -s -o /dev/null -w '%{http_code}' -X PUT -d '{"Image":"a","Environment":{"Variables":[{"Name":"X","Value":"1\nExecStartPre=/bin/false"}]}}' $api/container/hostile2)"
-assert_eq 400 "$(tb curl -s -o /dev/null -w '%{http_code}' -X PUT -d '{"Image":"a%n"}' $api/container/hostile2)"
-assert_eq 400 "$(tb curl -s -o /dev/null -w '%{http_code}' -X PUT -d '{"Image":"a"}' "$api/container/x%0Ay1")"
+assert_eq 400 "$(tb curl -H "Content-Type: application/json" -s -o /dev/null -w '%{http_code}' -X PUT -d '{"Image":"a","Environment":{"Variables":[{"Name":"X","Value":"1\nExecStartPre=/bin/false"}]}}' $api/container/hostile2)"
+assert_eq 400 "$(tb curl -H "Content-Type: application/json" -s -o /dev/null -w '%{http_code}' -X PUT -d '{"Image":"a%n"}' $api/container/hostile2)"
+assert_eq 400 "$(tb curl -H "Content-Type: application/json" -s -o /dev/null -w '%{http_code}' -X PUT -d '{"Image":"a"}' "$api/container/x%0Ay1")"
 tb test ! -e /var/lib/containers/units/ctr-hostile2.service || fail "hostile install left a unit"
 tb systemd-analyze verify /var/lib/containers/units/ctr-hostile.service
 tb gear delete localhost/hostile >/dev/null
 
 step "20 concurrent installs get 20 distinct ports"
-tb sh -c 'for i in $(seq 1 20); do curl -fsS -o /dev/null -X PUT -d "{\"Image\":\"gear-test/httpd:latest\",\"Ports\":[{\"Internal\":8080}]}" http://127.0.0.1:43273/container/par-$i & done; wait'
+tb sh -c 'for i in $(seq 1 20); do curl -H "Content-Type: application/json" -fsS -o /dev/null -X PUT -d "{\"Image\":\"gear-test/httpd:latest\",\"Ports\":[{\"Internal\":8080}]}" http://127.0.0.1:43273/container/par-$i & done; wait'
 assert_eq 20 "$(tb sh -c 'ls /var/lib/containers/units | grep -c ^ctr-par-')"
 assert_eq 20 "$(tb sh -c 'readlink /var/lib/containers/ports/* | grep -c ^par-')"
 assert_eq 20 "$(tb sh -c 'ls /var/lib/containers/ports | sort -u | wc -l')"
 
 step "kill -9 of the agent during installs leaves each container whole or absent"
-tb sh -c 'for i in $(seq 1 40); do curl -s -o /dev/null -X PUT -d "{\"Image\":\"gear-test/httpd:latest\",\"Ports\":[{\"Internal\":8080}]}" http://127.0.0.1:43273/container/crash-$i; done' &
+tb sh -c 'for i in $(seq 1 40); do curl -H "Content-Type: application/json" -s -o /dev/null -X PUT -d "{\"Image\":\"gear-test/httpd:latest\",\"Ports\":[{\"Internal\":8080}]}" http://127.0.0.1:43273/container/crash-$i; done' &
 loop=$!
 sleep 1
 tb sh -c 'kill -9 $(systemctl show -P MainPID gear-api.service)'
@@ -78,7 +78,7 @@ for i in $(seq 1 40); do
 done
 assert_eq 200 "$(tb curl -s -o /dev/null -w '%{http_code}' $api/containers?all=1)"
 # The next install of any of them works, whatever state the crash left.
-for i in $(seq 1 40); do tb curl -fsS -o /dev/null -X PUT -d '{"Image":"gear-test/httpd:latest","Ports":[{"Internal":8080}]}' "$api/container/crash-$i"; done
+for i in $(seq 1 40); do tb curl -H "Content-Type: application/json" -fsS -o /dev/null -X PUT -d '{"Image":"gear-test/httpd:latest","Ports":[{"Internal":8080}]}' "$api/container/crash-$i"; done
 assert_eq 40 "$(tb sh -c 'ls /var/lib/containers/units | grep -c ^ctr-crash-')"
 
 step "a reboot brings back exactly the started containers"

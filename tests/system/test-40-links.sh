@@ -41,7 +41,7 @@ assert_eq "hello from web-2" "$(fetch client 127.0.0.3 80)"
 step "applying the same links again changes no rule"
 rules() { tb sh -c "nsenter --net=/proc/\$(docker inspect -f '{{.State.Pid}}' ctr-client)/ns/net iptables -t nat -S"; }
 before=$(rules)
-tb curl -fsS -X POST -d "{\"Links\":[{\"Id\":\"client\",\"NetworkLinks\":[{\"FromHost\":\"127.0.0.2\",\"FromPort\":80,\"ToHost\":\"localhost\",\"ToPort\":$p1},{\"FromHost\":\"127.0.0.3\",\"FromPort\":80,\"ToHost\":\"$peer_ip\",\"ToPort\":$p2}]}]}" $api/containers/links >/dev/null
+tb curl -H "Content-Type: application/json" -fsS -X POST -d "{\"Links\":[{\"Id\":\"client\",\"NetworkLinks\":[{\"FromHost\":\"127.0.0.2\",\"FromPort\":80,\"ToHost\":\"localhost\",\"ToPort\":$p1},{\"FromHost\":\"127.0.0.3\",\"FromPort\":80,\"ToHost\":\"$peer_ip\",\"ToPort\":$p2}]}]}" $api/containers/links >/dev/null
 assert_eq "$before" "$(rules)" "nat rules after re-applying"
 assert_eq 1 "$(grep -c -- '-A OUTPUT -j GEAR-LINKS' <<<"$before")"
 
