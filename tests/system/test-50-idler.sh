@@ -140,7 +140,9 @@ awk -v t="$t" 'BEGIN {exit !(t >= 1.0)}' || fail "18102 answered after $t s, bef
 tb gear delete localhost/two-ports >/dev/null
 
 step "freeze: the container is paused, and thawed by the first connection"
-tb gear unidle localhost/idle-1 >/dev/null   # it may have idled by itself meanwhile
+# Taking the peer down can outlast the 5 s policy on a busy host: wake it first, so that
+# there is a running container to freeze.
+tb gear unidle localhost/idle-1 >/dev/null
 tb gear idle --freeze localhost/idle-1 >/dev/null
 assert_eq true "$(tb docker inspect -f '{{.State.Paused}}' ctr-idle-1)"
 assert_eq freeze "$(idle_mark idle-1)"
