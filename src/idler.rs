@@ -17,7 +17,11 @@ use crate::container::idling::{Woken, hold_rules, running_rules};
 use crate::container::list::installed;
 use crate::container::lock::Lock;
 use crate::container::ports::{PortNumber, PortRange, Ports};
+use crate::container::spec::ContainerSpec;
+use crate::container::unit::docker_name;
+use crate::docker::Docker;
 use crate::id::{ContainerId, UNIT_PATTERN};
+use crate::idle::connections::{self, ProcNet, SocketTables};
 use crate::idle::firewall;
 use crate::idle::policy::{self, Tracker};
 use crate::idle::queue::{Held, PacketQueue};
@@ -68,6 +72,8 @@ pub struct Idler<P: Parts> {
     busy: HashSet<ContainerId>,
     /// When a container last failed to wake.
     failed: HashMap<ContainerId, Instant>,
+    /// Where open connections to a container are seen.
+    sockets: Box<dyn SocketTables>,
     events: UnboundedSender<Event>,
 }
 
@@ -82,9 +88,28 @@ impl<P: Parts> Idler<P> {
             waking: HashMap::new(),
             busy: HashSet::new(),
             failed: HashMap::new(),
+            sockets: Box::new(ProcNet),
             events,
         };
         (idler, rx)
+    }
+
+    /// The same idler, seeing open connections through `sockets`.
+    pub fn with_sockets(mut self, sockets: impl SocketTables) -> Idler<P> {
+        self.sockets = Box::new(sockets);
+        self
+    }
+
+    /// How many connections to the services of `spec` are open: established TCP
+    /// connections in its container's network namespace whose local port is one of its
+    /// internal ports. A container Docker does not run has none.
+    async fn open_connections(&self, spec: &ContainerSpec) -> anyhow::Result<usize> {
+        let info = self.host.docker.inspect(&docker_name(&spec.id)).await?;
+        let Some(pid) = info.filter(|c| c.running && c.pid > 0).map(|c| c.pid) else {
+            return Ok(0);
+        };
+        let ports = spec.ports_in_use().map(|p| p.internal.get()).collect();
+        Ok(connections::open_to(&self.sockets.tables(pid)?, &ports))
     }
 
     /// A held SYN: let it go unless it is for an idle container, which it then wakes.
@@ -257,7 +282,8 @@ impl<P: Parts> Idler<P> {
             };
             watched += 1;
             let quiet = self.tracker.observe(&id, listing.counted(&id), now);
-            if policy::due(quiet, policy.after.get()) {
+            // Quiet, but a client that holds a connection open would have it cut.
+            if policy::due(quiet, policy.after.get()) && !self.connected(&spec, now).await {
                 // Its lock goes to the idle task, which then owns its rules.
                 let lock = locks.remove(&id).expect("locked above");
                 self.start_idle(lock, policy.mode, quiet);
@@ -271,6 +297,21 @@ impl<P: Parts> Idler<P> {
         firewall::sync(&self.host.firewall, Some(&scope), &want).await?;
         drop(locks);
         Ok((idle, watched))
+    }
+
+    /// Whether a client holds a connection to `spec`'s container open; if so (or if that
+    /// cannot be known) its quiet time starts again at `now`.
+    async fn connected(&mut self, spec: &ContainerSpec, now: Instant) -> bool {
+        let id = &spec.id;
+        let open = match self.open_connections(spec).await {
+            Ok(0) => return false,
+            Ok(n) => format!("{n} connection(s) open"),
+            // Never cut a connection that could not be seen.
+            Err(e) => format!("its connections cannot be read ({e:#})"),
+        };
+        log::info!("{id} is quiet, but {open}: not idled");
+        self.tracker.touch(id, now);
+        true
     }
 
     fn start_idle(&mut self, lock: Lock, mode: IdleMode, quiet: Duration) {

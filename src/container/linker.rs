@@ -10,7 +10,7 @@ use super::spec::ContainerSpec;
 use crate::docker::Docker;
 use crate::id::ContainerId;
 use crate::links::{self, LinkHost, NetworkLink, ResolvedLink};
-use crate::netfilter::{Firewall, Namespace};
+use crate::netfilter::{Family, Firewall, Namespace};
 use crate::paths::Paths;
 
 /// Resolves each link's target: `localhost` is the container's host (its gateway), an
@@ -71,9 +71,9 @@ pub async fn apply(
         if resolved.iter().any(|r| r.link.from_host.is_loopback()) {
             fw.allow_route_localnet(ns).await?;
         }
-        let saved = fw.save(ns, "nat").await?;
+        let saved = fw.save(ns, Family::V4, "nat").await?;
         let script = links::render_rules(&resolved, &links::missing_jumps(&saved));
-        fw.restore(ns, &script).await
+        fw.restore(ns, Family::V4, &script).await
     };
     apply
         .await

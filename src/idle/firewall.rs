@@ -1,5 +1,7 @@
-//! The idler's rules in the host's `raw` table, read and changed through the
-//! [`crate::netfilter`] seam.
+//! The idler's rules in the host's `raw` tables, IPv4 and IPv6, read and changed through
+//! the [`crate::netfilter`] seam. Both families get the same rules: a published port is
+//! reached through `127.0.0.1` and `[::1]` alike (docker-proxy listens on `[::]` too), so
+//! both must hold first SYNs and count traffic.
 
 use std::collections::BTreeSet;
 
@@ -8,24 +10,60 @@ use anyhow::Context as _;
 use super::rules::{self, Listing, Rule};
 use crate::id::ContainerId;
 pub use crate::netfilter::Firewall;
-use crate::netfilter::Namespace;
+use crate::netfilter::{Family, Namespace};
 
-/// The idler's rules as they are now.
+/// The idler's rules as they are now, in every family the host has: each rule once, its
+/// packet counter the sum over the families.
 pub async fn listing(fw: &impl Firewall) -> anyhow::Result<Listing> {
-    Ok(rules::parse_save(&fw.save(Namespace::Host, "raw").await?))
+    let mut all: Option<Listing> = None;
+    for family in families(fw) {
+        let one = listing_of(fw, family).await?;
+        match all.as_mut() {
+            Some(all) => all.merge(one),
+            None => all = Some(one),
+        }
+    }
+    Ok(all.unwrap_or_default())
 }
 
-/// Makes the rules of the containers in `scope` exactly `want` (rules of containers outside
-/// `scope` are left alone; `None` means every container). Re-reads and retries when another
-/// process changed the table in between.
+/// The families the host has.
+fn families(fw: &impl Firewall) -> impl Iterator<Item = Family> + '_ {
+    Family::ALL.into_iter().filter(|f| fw.has(*f))
+}
+
+/// The idler's rules in one family.
+async fn listing_of(fw: &impl Firewall, family: Family) -> anyhow::Result<Listing> {
+    Ok(rules::parse_save(
+        &fw.save(Namespace::Host, family, "raw").await?,
+    ))
+}
+
+/// Makes the rules of the containers in `scope` exactly `want`, in every family (rules of
+/// containers outside `scope` are left alone; `None` means every container).
 pub async fn sync(
     fw: &impl Firewall,
     scope: Option<&BTreeSet<ContainerId>>,
     want: &[Rule],
 ) -> anyhow::Result<()> {
+    for family in families(fw) {
+        sync_family(fw, family, scope, want)
+            .await
+            .with_context(|| format!("changing the idler's {family} firewall rules"))?;
+    }
+    Ok(())
+}
+
+/// [`sync`] in one family. Re-reads and retries when another process changed the table in
+/// between.
+async fn sync_family(
+    fw: &impl Firewall,
+    family: Family,
+    scope: Option<&BTreeSet<ContainerId>>,
+    want: &[Rule],
+) -> anyhow::Result<()> {
     let mut last = None;
     for _ in 0..3 {
-        let listing = listing(fw).await?;
+        let listing = listing_of(fw, family).await?;
         let remove: Vec<Rule> = listing
             .rules
             .keys()
@@ -35,12 +73,12 @@ pub async fn sync(
         let Some(script) = rules::plan(&listing, want, &remove) else {
             return Ok(());
         };
-        match fw.restore(Namespace::Host, &script).await {
+        match fw.restore(Namespace::Host, family, &script).await {
             Ok(()) => return Ok(()),
             Err(e) => last = Some(e),
         }
     }
-    Err(last.expect("three tries")).context("changing the idler's firewall rules")
+    Err(last.expect("three tries"))
 }
 
 /// Makes the rules of `id` exactly `want`.
@@ -98,5 +136,46 @@ mod tests {
         sync(&fw, None, &[]).await.unwrap();
         assert!(listing(&fw).await.unwrap().rules.is_empty());
         assert_eq!(listing(&fw).await.unwrap().jumps, ["OUTPUT", "PREROUTING"]);
+    }
+
+    #[tokio::test]
+    async fn both_families_get_the_rules_and_their_counts_add_up() {
+        let fw = FakeFirewall::default();
+        let a: ContainerId = "web-1".parse().unwrap();
+        sync_one(&fw, &a, &[rule(Kind::Count, "web-1", 4000)])
+            .await
+            .unwrap();
+        // The same rule, chain and jumps in ip6tables as in iptables.
+        assert_eq!(fw.rule_lines(), fw.rule_lines_v6());
+        assert_eq!(fw.rule_lines_v6().len(), 3, "{:?}", fw.rule_lines_v6());
+        fw.count_in(Family::V4, "gear-count:web-1", 2);
+        fw.count_in(Family::V6, "gear-count:web-1", 3);
+        assert_eq!(listing(&fw).await.unwrap().counted(&a), Some(5));
+        // A rule missing in one family only is put back there.
+        fw.tables
+            .lock()
+            .unwrap()
+            .retain(|(ns, _), _| !ns.contains("V6"));
+        sync_one(&fw, &a, &[rule(Kind::Count, "web-1", 4000)])
+            .await
+            .unwrap();
+        assert_eq!(fw.rule_lines(), fw.rule_lines_v6());
+        sync_one(&fw, &a, &[]).await.unwrap();
+        assert_eq!(listing(&fw).await.unwrap().of(&a).count(), 0);
+        assert_eq!(fw.rule_lines_v6().len(), 2, "only the jumps stay");
+    }
+
+    #[tokio::test]
+    async fn a_host_without_ipv6_gets_ipv4_rules_only() {
+        let fw = FakeFirewall {
+            no_ipv6: true,
+            ..Default::default()
+        };
+        let a: ContainerId = "web-1".parse().unwrap();
+        sync_one(&fw, &a, &[rule(Kind::Hold, "web-1", 4000)])
+            .await
+            .unwrap();
+        assert_eq!(listing(&fw).await.unwrap().of(&a).count(), 1);
+        assert!(fw.rule_lines_v6().is_empty());
     }
 }

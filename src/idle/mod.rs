@@ -10,12 +10,14 @@
 //! - [`policy`]: the idle policy, and when a container has been quiet long enough (pure,
 //!   with a given clock);
 //! - [`rules`]: the iptables rules (pure: rendering, parsing `iptables-save`, planning);
+//! - [`connections`]: open connections to a container's ports, which keep it from idling;
 //! - [`firewall`]: reading and syncing those rules through the [`crate::netfilter`] seam;
 //! - [`queue`]: the NFQUEUE that holds first SYNs, and its fake.
 //!
 //! Idling and waking a container are lifecycle steps (`container::idling`); `gear-idler`'s
 //! loop is [`crate::idler`].
 
+pub mod connections;
 pub mod firewall;
 pub mod policy;
 pub mod queue;

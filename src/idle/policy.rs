@@ -140,6 +140,14 @@ impl Tracker {
         now.saturating_duration_since(seen.quiet_since)
     }
 
+    /// Counts `now` as traffic of `id` (an open connection, which sends no packet while
+    /// quiet): its quiet time starts again.
+    pub fn touch(&mut self, id: &ContainerId, now: Instant) {
+        if let Some(seen) = self.seen.get_mut(id) {
+            seen.quiet_since = now;
+        }
+    }
+
     /// Forgets `id`: it was idled, stopped, or lost its policy.
     pub fn forget(&mut self, id: &ContainerId) {
         self.seen.remove(id);
@@ -199,6 +207,10 @@ mod tests {
         assert_eq!(t.observe(&id, Some(3), at(15)), Duration::ZERO);
         assert!(!due(t.observe(&id, Some(3), at(19)), after));
         assert!(due(t.observe(&id, Some(3), at(20)), after));
+        // An open connection seen at 20 counts as traffic then.
+        t.touch(&id, at(20));
+        assert!(!due(t.observe(&id, Some(3), at(24)), after));
+        assert!(due(t.observe(&id, Some(3), at(25)), after));
         // A re-created rule (counter back to 0) is traffic too.
         assert_eq!(t.observe(&id, Some(0), at(21)), Duration::ZERO);
         t.forget(&id);

@@ -103,6 +103,16 @@ impl Listing {
         Some(counts.sum())
     }
 
+    /// Adds what another family's table says: counters add up, the chain and a jump count
+    /// only if every family has them.
+    pub fn merge(&mut self, other: Listing) {
+        self.chain &= other.chain;
+        self.jumps.retain(|j| other.jumps.contains(j));
+        for (rule, packets) in other.rules {
+            *self.rules.entry(rule).or_default() += packets;
+        }
+    }
+
     /// The rules of `id`.
     pub fn of<'a>(&'a self, id: &'a ContainerId) -> impl Iterator<Item = &'a Rule> + 'a {
         self.rules.keys().filter(move |r| &r.id == id)

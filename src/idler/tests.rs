@@ -199,3 +199,74 @@ async fn other_ports_and_stopped_containers_pass() {
     b.idler.tick(Instant::now()).await.unwrap();
     assert!(!b.kinds().iter().any(|l| l.contains("web-1")));
 }
+
+#[tokio::test]
+async fn an_open_connection_keeps_a_quiet_container_up() {
+    use crate::idle::connections::fake::FakeTables;
+    let dir = tempfile::tempdir().unwrap();
+    let b = bed(dir.path()).await;
+    let internal = b.host.spec(&id()).unwrap().ports[0].internal.get();
+    b.host
+        .docker
+        .containers
+        .lock()
+        .unwrap()
+        .get_mut("ctr-web-1")
+        .unwrap()
+        .pid = 4242;
+    // One client connected to the internal port (from 10.213.0.1), no packet counted.
+    let open = format!(
+        "  sl  local_address rem_address   st\n   0: 0200D50A:{internal:04X} 0100D50A:B2C4 01 0\n"
+    );
+    let tables = FakeTables::default();
+    tables.by_pid.lock().unwrap().insert(4242, vec![open]);
+    let (idler, events) = Idler::new(b.host.clone(), b.idler.opts.clone());
+    let mut b = Bed {
+        idler: idler.with_sockets(tables),
+        events,
+        ..b
+    };
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    b.idler.tick(at(0)).await.unwrap();
+    b.idler.tick(at(5)).await.unwrap();
+    b.idler.tick(at(11)).await.unwrap();
+    assert!(b.idler.busy.is_empty(), "not idled while connected");
+    assert_eq!(b.host.systemd.active_state("ctr-web-1.service"), "active");
+    // The client goes (its socket closes): quiet for 5 s more, then idled. (The counting
+    // rule appeared at 5 s; at 11 s it was due, but connected.)
+    let sockets = FakeTables::default();
+    sockets.by_pid.lock().unwrap().insert(4242, vec![]);
+    b.idler.sockets = Box::new(sockets);
+    b.idler.tick(at(12)).await.unwrap();
+    b.idler.tick(at(15)).await.unwrap();
+    assert!(
+        b.idler.busy.is_empty(),
+        "its quiet time began again at 11 s"
+    );
+    b.idler.tick(at(16)).await.unwrap();
+    assert!(b.idler.busy.contains(&id()));
+    b.next_event().await;
+    assert_eq!(b.host.systemd.active_state("ctr-web-1.service"), "inactive");
+}
+
+#[tokio::test]
+async fn unreadable_connections_keep_it_up() {
+    use crate::idle::connections::fake::FakeTables;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = bed(dir.path()).await;
+    b.host
+        .docker
+        .containers
+        .lock()
+        .unwrap()
+        .get_mut("ctr-web-1")
+        .unwrap()
+        .pid = 4242;
+    // No tables for 4242: reading fails.
+    b.idler.sockets = Box::new(FakeTables::default());
+    let t0 = Instant::now();
+    b.idler.tick(t0).await.unwrap();
+    b.idler.tick(t0 + Duration::from_secs(6)).await.unwrap();
+    assert!(b.idler.busy.is_empty());
+}

@@ -1,10 +1,10 @@
-//! A firewall in memory: tables per namespace that understand the lines gear's restore
+//! A firewall in memory: tables per namespace and family that understand the lines gear's restore
 //! scripts use (`:CHAIN` declares and flushes a chain, `-A`, `-I HOOK 1`, `-D`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use super::{Firewall, Namespace};
+use super::{Family, Firewall, Namespace};
 
 /// One table: its user chains and its rules with packet counters.
 #[derive(Debug, Default, Clone)]
@@ -20,21 +20,32 @@ pub struct Table {
 pub struct FakeFirewall {
     /// Tables by namespace and name.
     pub tables: Mutex<BTreeMap<(String, String), Table>>,
-    /// Every restore script applied, with its namespace.
-    pub scripts: Mutex<Vec<(Namespace, String)>>,
+    /// Every restore script applied, with its namespace and family.
+    pub scripts: Mutex<Vec<(Namespace, Family, String)>>,
+    /// A host without IPv6 (`has(V6)` is false).
+    pub no_ipv6: bool,
     /// Namespaces where `route_localnet` was turned on.
     pub localnet: Mutex<Vec<Namespace>>,
 }
 
-fn key(ns: Namespace, table: &str) -> (String, String) {
-    (format!("{ns:?}"), table.to_string())
+fn key(ns: Namespace, family: Family, table: &str) -> (String, String) {
+    (format!("{ns:?} {family:?}"), table.to_string())
 }
 
 impl FakeFirewall {
-    /// Adds `n` packets to every rule of the host's `raw` table whose text contains `needle`.
+    /// Adds `n` packets to every rule of the host's IPv4 `raw` table whose text contains
+    /// `needle`.
     pub fn count(&self, needle: &str, n: u64) {
+        self.count_in(Family::V4, needle, n)
+    }
+
+    /// Adds `n` packets to every rule of the host's `raw` table of `family` whose text
+    /// contains `needle`.
+    pub fn count_in(&self, family: Family, needle: &str, n: u64) {
         let mut tables = self.tables.lock().unwrap();
-        let raw = tables.entry(key(Namespace::Host, "raw")).or_default();
+        let raw = tables
+            .entry(key(Namespace::Host, family, "raw"))
+            .or_default();
         for (p, line) in raw.lines.iter_mut() {
             if line.contains(needle) {
                 *p += n;
@@ -42,36 +53,51 @@ impl FakeFirewall {
         }
     }
 
-    /// The rule lines of a table, without counters.
+    /// The rule lines of an IPv4 table, without counters.
     pub fn lines_of(&self, ns: Namespace, table: &str) -> Vec<String> {
+        self.lines_in(ns, Family::V4, table)
+    }
+
+    /// The rule lines of a table of `family`, without counters.
+    pub fn lines_in(&self, ns: Namespace, family: Family, table: &str) -> Vec<String> {
         let tables = self.tables.lock().unwrap();
         tables
-            .get(&key(ns, table))
+            .get(&key(ns, family, table))
             .map(|t| t.lines.iter().map(|(_, l)| l.clone()).collect())
             .unwrap_or_default()
     }
 
-    /// The rule lines of the host's `raw` table (the idler's).
+    /// The rule lines of the host's IPv4 `raw` table (the idler's).
     pub fn rule_lines(&self) -> Vec<String> {
         self.lines_of(Namespace::Host, "raw")
     }
 
-    /// The restore scripts applied in the host's namespace.
+    /// The rule lines of the host's IPv6 `raw` table.
+    pub fn rule_lines_v6(&self) -> Vec<String> {
+        self.lines_in(Namespace::Host, Family::V6, "raw")
+    }
+
+    /// The IPv4 restore scripts applied in the host's namespace.
     pub fn host_scripts(&self) -> Vec<String> {
         let scripts = self.scripts.lock().unwrap();
         scripts
             .iter()
-            .filter(|(ns, _)| *ns == Namespace::Host)
-            .map(|(_, s)| s.clone())
+            .filter(|(ns, f, _)| *ns == Namespace::Host && *f == Family::V4)
+            .map(|(_, _, s)| s.clone())
             .collect()
     }
 }
 
 impl Firewall for FakeFirewall {
-    async fn save(&self, ns: Namespace, table: &str) -> anyhow::Result<String> {
+    fn has(&self, family: Family) -> bool {
+        family == Family::V4 || !self.no_ipv6
+    }
+
+    async fn save(&self, ns: Namespace, family: Family, table: &str) -> anyhow::Result<String> {
+        anyhow::ensure!(self.has(family), "no {family} on this host");
         let tables = self.tables.lock().unwrap();
         let mut out = format!("*{table}\n");
-        if let Some(t) = tables.get(&key(ns, table)) {
+        if let Some(t) = tables.get(&key(ns, family, table)) {
             for chain in &t.chains {
                 out.push_str(&format!(":{chain} - [0:0]\n"));
             }
@@ -82,8 +108,12 @@ impl Firewall for FakeFirewall {
         Ok(out + "COMMIT\n")
     }
 
-    async fn restore(&self, ns: Namespace, script: &str) -> anyhow::Result<()> {
-        self.scripts.lock().unwrap().push((ns, script.to_string()));
+    async fn restore(&self, ns: Namespace, family: Family, script: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(self.has(family), "no {family} on this host");
+        self.scripts
+            .lock()
+            .unwrap()
+            .push((ns, family, script.to_string()));
         let mut tables = self.tables.lock().unwrap();
         // All or nothing: work on copies, store them at the end.
         let mut work: BTreeMap<String, Table> = BTreeMap::new();
@@ -91,7 +121,10 @@ impl Firewall for FakeFirewall {
         for l in script.lines() {
             if let Some(name) = l.strip_prefix('*') {
                 table = name.to_string();
-                let current = tables.get(&key(ns, name)).cloned().unwrap_or_default();
+                let current = tables
+                    .get(&key(ns, family, name))
+                    .cloned()
+                    .unwrap_or_default();
                 work.entry(table.clone()).or_insert(current);
                 continue;
             }
@@ -121,7 +154,7 @@ impl Firewall for FakeFirewall {
             }
         }
         for (name, t) in work {
-            tables.insert(key(ns, &name), t);
+            tables.insert(key(ns, family, &name), t);
         }
         Ok(())
     }

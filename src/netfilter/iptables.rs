@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
-use super::{Firewall, Namespace};
+use super::{Family, Firewall, Namespace};
 
 /// The real firewall.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,15 +19,24 @@ pub struct Iptables;
 const LOCK_WAIT_SECS: &str = "5";
 
 impl Firewall for Iptables {
-    async fn save(&self, ns: Namespace, table: &str) -> anyhow::Result<String> {
-        run(ns, "iptables-save", &["-t", table, "-c"], None).await
+    fn has(&self, family: Family) -> bool {
+        match family {
+            Family::V4 => true,
+            // Lists the host's IPv6 addresses; absent when the kernel has no IPv6.
+            Family::V6 => std::path::Path::new("/proc/net/if_inet6").exists(),
+        }
     }
 
-    async fn restore(&self, ns: Namespace, script: &str) -> anyhow::Result<()> {
-        log::debug!("iptables-restore --noflush in {ns}:\n{script}");
+    async fn save(&self, ns: Namespace, family: Family, table: &str) -> anyhow::Result<String> {
+        run(ns, family.save_program(), &["-t", table, "-c"], None).await
+    }
+
+    async fn restore(&self, ns: Namespace, family: Family, script: &str) -> anyhow::Result<()> {
+        let program = family.restore_program();
+        log::debug!("{program} --noflush in {ns}:\n{script}");
         run(
             ns,
-            "iptables-restore",
+            program,
             &["--noflush", "-w", LOCK_WAIT_SECS],
             Some(script),
         )

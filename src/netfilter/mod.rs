@@ -1,6 +1,7 @@
 //! The seam between gear and the kernel's firewall: read a table with `iptables-save`,
-//! change it with `iptables-restore --noflush`, in the host's network namespace (the idler's
-//! rules) or in a container's (its links). [`Iptables`] runs the programs, through one spawn
+//! change it with `iptables-restore --noflush` (`ip6tables-save`/`ip6tables-restore` for
+//! IPv6: one seam, the [`Family`] is an argument), in the host's network namespace (the
+//! idler's rules, both families) or in a container's (its links, IPv4). [`Iptables`] runs the programs, through one spawn
 //! helper that always waits for the xtables lock; [`fake::FakeFirewall`] keeps tables in
 //! memory for unit tests.
 //!
@@ -35,19 +36,65 @@ impl fmt::Display for Namespace {
     }
 }
 
+/// Which address family a firewall call works on: `iptables` or `ip6tables`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// IPv4: `iptables-save`, `iptables-restore`.
+    V4,
+    /// IPv6: `ip6tables-save`, `ip6tables-restore`.
+    V6,
+}
+
+impl Family {
+    /// Both, IPv4 first.
+    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The program that prints a table.
+    pub fn save_program(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables-save",
+            Family::V6 => "ip6tables-save",
+        }
+    }
+
+    /// The program that applies a restore script.
+    pub fn restore_program(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables-restore",
+            Family::V6 => "ip6tables-restore",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
 /// The firewall calls gear makes.
 pub trait Firewall: Send + Sync + 'static {
-    /// `iptables-save -t TABLE -c` in `ns`.
+    /// Whether the host has `family` at all (a kernel booted with `ipv6.disable=1` has no
+    /// IPv6, and no `ip6tables` to call).
+    fn has(&self, family: Family) -> bool;
+
+    /// `iptables-save -t TABLE -c` (or `ip6tables-save`) in `ns`.
     fn save(
         &self,
         ns: Namespace,
+        family: Family,
         table: &str,
     ) -> impl Future<Output = anyhow::Result<String>> + Send;
 
-    /// `iptables-restore --noflush` with `script` in `ns`: all of it applies, or none.
+    /// `iptables-restore --noflush` (or `ip6tables-restore`) with `script` in `ns`: all of
+    /// it applies, or none.
     fn restore(
         &self,
         ns: Namespace,
+        family: Family,
         script: &str,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
