@@ -6,6 +6,7 @@ pub mod list;
 pub mod logs;
 pub mod ports;
 pub mod spec;
+pub mod step;
 pub mod unit;
 
 use serde::{Deserialize, Serialize};

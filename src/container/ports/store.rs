@@ -72,12 +72,13 @@ impl<'a> Ports<'a> {
         };
         // The new reservations are durable: from here on, a failure only leaves an entry that
         // names `id`, which its next reserve or release removes, so it is logged, not returned.
+        let released = !unclaimed.is_empty();
         for external in unclaimed.into_keys() {
             if let Err(e) = remove_if_owned(&dir, external, id) {
                 log::warn!("releasing host port {external} of {id}: {e:#}");
             }
         }
-        if let Err(e) = sync_dir(&dir) {
+        if released && let Err(e) = sync_dir(&dir) {
             log::warn!("{e:#}");
         }
         pairs.sort_by_key(|p| (p.internal, p.external));
