@@ -2,7 +2,7 @@
 //! API over the daemon's unix socket.
 //!
 //! The container units run `docker run` itself; everything else (whether an image is
-//! present, pulls, removing, stopping and watching a container) is a small HTTP call, so
+//! present, pulls, removing and watching a container) is a small HTTP call, so
 //! it goes straight to the socket: a `docker` client process costs ~20-30 ms each, which
 //! would cap installs far below 50 per second and slow every start and stop of a unit.
 
@@ -45,13 +45,6 @@ pub trait Docker: Send + Sync + 'static {
     /// Removes the container `name` (running or not) and returns once it is gone; absent is
     /// fine.
     fn remove_container(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
-    /// Stops the container `name`: SIGTERM, then SIGKILL after `timeout_secs`; returns once
-    /// it has stopped. Stopped or absent is fine.
-    fn stop_container(
-        &self,
-        name: &str,
-        timeout_secs: u32,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Waits until the container `name` runs. Fails when it exits first, or when
     /// `starting()` (asked every few milliseconds) says its start was abandoned.
     fn wait_running(
@@ -304,25 +297,6 @@ impl Docker for DockerApi {
         }
     }
 
-    async fn stop_container(&self, name: &str, timeout_secs: u32) -> anyhow::Result<()> {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("/containers/{name}/stop?t={timeout_secs}"),
-            )
-            .await?;
-        match status {
-            // 304: it was not running.
-            s if s.is_success() || s == StatusCode::NOT_MODIFIED || s == StatusCode::NOT_FOUND => {
-                Ok(())
-            }
-            s => Err(anyhow!(
-                "stopping container {name}: {} ({s})",
-                Self::message(body).await
-            )),
-        }
-    }
-
     async fn wait_running(
         &self,
         name: &str,
@@ -478,17 +452,6 @@ pub mod fake {
         async fn remove_container(&self, name: &str) -> anyhow::Result<()> {
             self.calls.lock().unwrap().push(format!("rm {name}"));
             self.containers.lock().unwrap().remove(name);
-            Ok(())
-        }
-
-        async fn stop_container(&self, name: &str, timeout_secs: u32) -> anyhow::Result<()> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(format!("stop -t {timeout_secs} {name}"));
-            if let Some(c) = self.containers.lock().unwrap().get_mut(name) {
-                c.running = false;
-            }
             Ok(())
         }
 

@@ -1,5 +1,5 @@
 //! gear-step: the steps a container unit runs around `docker run` (`ExecStartPre`,
-//! `ExecStartPost`, `ExecStop`, `ExecStopPost` of `ctr-<id>.service`), each a few calls to
+//! `ExecStartPost`, `ExecStopPost` of `ctr-<id>.service`), each a few calls to
 //! the Engine API on Docker's socket. A failure fails the step; the reason goes to the
 //! unit's journal.
 
@@ -36,11 +36,6 @@ enum Step {
         /// The container.
         id: ContainerId,
     },
-    /// Stop the container (SIGTERM, SIGKILL after 10 s).
-    Stop {
-        /// The container.
-        id: ContainerId,
-    },
     /// After the unit stopped: remove the container and the start mark.
     Remove {
         /// The container.
@@ -63,7 +58,6 @@ fn main() -> ExitCode {
                     let alive = move || main.is_none_or(step::process_alive);
                     step::started(&paths, &docker, &Nsenter, id, alive).await
                 }
-                Step::Stop { id } => step::stop(&docker, id).await,
                 Step::Remove { id } => step::remove(&paths, &docker, id).await,
             }
         })

@@ -3,14 +3,14 @@
 //!
 //! Each one is a few calls to the Engine API from one small process: a `docker` client
 //! process costs ~20-30 ms to start, and a unit used to run up to four of them (and one
-//! every 20 ms while waiting for the container to run).
+//! every 20 ms while waiting for the container to run). A stop needs no step: systemd's
+//! SIGTERM reaches `docker run`, which passes it on to the container.
 //!
 //! - [`prepare`] (`ExecStartPre`): removes a container left by a crash, then marks that one
 //!   may exist from now on;
 //! - [`started`] (`ExecStartPost`): returns once the container runs, so the unit is
 //!   `active` only then, and fails at once if `docker run` ends first; then applies the
 //!   container's links, if it has any;
-//! - [`stop`] (`ExecStop`): stops the container, SIGKILL after [`STOP_TIMEOUT_SECS`];
 //! - [`remove`] (`ExecStopPost`): removes the container whatever stopped the unit (so a
 //!   killed `docker run` leaves no orphan), then its marker.
 
@@ -23,9 +23,6 @@ use crate::docker::Docker;
 use crate::id::ContainerId;
 use crate::linker::{self, Netns};
 use crate::paths::Paths;
-
-/// How long a stop lets the container shut down before killing it.
-pub const STOP_TIMEOUT_SECS: u32 = 10;
 
 /// `ExecStartPre`: if the marker says a container of this name may still exist (its last
 /// stop did not finish: a host crash, a killed unit), removes it, so `docker run` never
@@ -50,13 +47,6 @@ pub async fn started(
 ) -> anyhow::Result<()> {
     docker.wait_running(&docker_name(id), main_alive).await?;
     linker::apply_at_start(paths, docker, netns, id).await
-}
-
-/// `ExecStop`: stops the container; `docker run` then exits with its status.
-pub async fn stop(docker: &impl Docker, id: &ContainerId) -> anyhow::Result<()> {
-    docker
-        .stop_container(&docker_name(id), STOP_TIMEOUT_SECS)
-        .await
 }
 
 /// `ExecStopPost`: removes the container (usually `--rm` already has), then its marker, once
@@ -163,19 +153,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stop_then_remove_clears_the_marker() {
+    async fn remove_clears_the_marker() {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::new(dir.path());
         let id: ContainerId = "web-1".parse().unwrap();
         let docker = FakeDocker::default();
         running(&docker, "ctr-web-1");
         prepare(&paths, &docker, &id).await.unwrap();
-        stop(&docker, &id).await.unwrap();
         remove(&paths, &docker, &id).await.unwrap();
-        assert_eq!(
-            *docker.calls.lock().unwrap(),
-            ["stop -t 10 ctr-web-1", "rm ctr-web-1"]
-        );
+        assert_eq!(*docker.calls.lock().unwrap(), ["rm ctr-web-1"]);
         assert!(!paths.started_marker(&id).exists());
         // Removing again (no container, no marker) is fine.
         remove(&paths, &docker, &id).await.unwrap();

@@ -10,7 +10,8 @@
 //! - `ExecStartPost` returns once Docker reports the container running, so the unit is
 //!   `active` only then (systemd keeps a unit `activating` until its start-post is done),
 //!   and fails at once if `docker run` ends first; then it applies the container's links;
-//! - `--init` gives the container a PID 1 that forwards SIGTERM, so a stop takes
+//! - a stop is systemd's SIGTERM to `docker run`, which passes it on to the container;
+//!   `--init` gives the container a PID 1 that forwards SIGTERM, so a stop takes
 //!   milliseconds instead of its 10 s timeout when the program ignores SIGTERM;
 //! - `ExecStopPost` removes the container whatever stopped the unit, so killing any part
 //!   of the chain (the docker client, the unit) never leaves an orphan running.
@@ -76,7 +77,10 @@ pub fn render(
     )?;
     // A link that cannot be applied fails the start, with the reason in the journal.
     u.set_exec("Service", "ExecStartPost", "", &[STEP, "started", id])?;
-    u.set_exec("Service", "ExecStop", "", &[STEP, "stop", id])?;
+    // No ExecStop: systemd's SIGTERM reaches `docker run`, which passes it on to the
+    // container (as a plain `docker run` unit does, with no step of its own); if that is
+    // not enough, systemd kills `docker run` after TimeoutStopSec and ExecStopPost
+    // removes the container.
     // `-`: a failed clean-up must not turn a stop into a failure; the marker stays, so
     // the next start removes the container.
     u.set_exec("Service", "ExecStopPost", "-", &[STEP, "remove", id])?;
@@ -86,7 +90,8 @@ pub fn render(
         .set("Service", "RestartSec", "1s")?
         // Long enough for a slow registry; the agent pulls before it starts the unit.
         .set("Service", "TimeoutStartSec", "5min")?
-        .set("Service", "TimeoutStopSec", "30s")?;
+        // What `docker stop -t 10` would wait before killing the container.
+        .set("Service", "TimeoutStopSec", "10s")?;
 
     u.set("Install", "WantedBy", "container-active.target")?;
 

@@ -68,7 +68,9 @@ tb gear idle localhost/idle-1 >/dev/null
 assert_eq "50 200" "$(tb bash -c "$fifty" "http://127.0.0.1:$port/" | sort | uniq -c | awk '{print $1, $2}')"
 tb gear idle localhost/idle-1 >/dev/null
 assert_eq "50 200" "$("$TESTBED" exec "$PEER" bash -c "$fifty" "http://$ip1:$port/" | sort | uniq -c | awk '{print $1, $2}')"
-assert_contains "$(idler_log)" "50 held SYN(s) let go"
+# Connections that come while it wakes are held and let go together; how many of the 50
+# come before it runs depends on how fast the 50 clients start against how fast it wakes.
+assert_contains "$(idler_log)" "held SYN(s) let go"
 "$TESTBED" down "$PEER"
 
 step "freeze: the container is paused, and thawed by the first connection"
