@@ -148,12 +148,13 @@ rss_scale=$(rss_kb)
 : > /tmp/starts.txt
 t_all=$(ns)
 for i in $(seq 1 "$STARTS"); do
-  ( t0=$(ns); code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$api/container/new-$(printf %04d $i)/started")
-    echo "$code $(( $(ns) - t0 ))" >> /tmp/starts.txt ) &
+  ( t0=$(ns); code=$(curl -s -o /tmp/start-$i.out -w '%{http_code}' -X PUT "$api/container/new-$(printf %04d $i)/started")
+    echo "$code $(( $(ns) - t0 ))" >> /tmp/starts.txt
+    [ "$code" = 200 ] || { echo "start $i: $code $(cat /tmp/start-$i.out)"; } >&2 ) &
 done
 wait
 t_starts=$(( $(ns) - t_all ))
-[ "$(grep -c '^200 ' /tmp/starts.txt)" = "$STARTS" ] || { echo "not all starts answered 200: $(sort /tmp/starts.txt | uniq -c | head -3)" >&2; exit 1; }
+started_ok=$(grep -c '^200 ' /tmp/starts.txt || true)
 running=$(docker ps -q --filter label=gear.id | wc -l)
 awk '{print $2}' /tmp/starts.txt > /tmp/start-lat.txt
 lat "$api/containers" > /tmp/list-running.txt
@@ -214,7 +215,7 @@ Scale ($installed containers installed, $STARTS of them started at once):
 | $STARTS starts at once: all done after | $(echo $t_starts | ms) ms ($(awk -v t=$t_starts -v n="$STARTS" 'BEGIN {printf "%.1f", t / n / 1e6}') ms per start) |
 | each of those starts: median / p99 / max | $(pct 50 < /tmp/start-lat.txt | ms) / $(pct 99 < /tmp/start-lat.txt | ms) / $(pct 100 < /tmp/start-lat.txt | ms) ms |
 | one more start after them, alone (\`gear start\`) | $(echo $one_start | ms) ms |
-| containers running | $running |
+| starts answered 200 / containers running | $started_ok of $STARTS / $running |
 | \`GET /containers\` with $running running: p50 / p99 | $(pct 50 < /tmp/list-running.txt | sms) / $(pct 99 < /tmp/list-running.txt | sms) ms |
 | \`gear-api\` memory after the starts | $((rss_started / 1024)) MiB ($rss_started kB) |
 EOT
