@@ -21,7 +21,7 @@ DOCDIR      = $(PREFIX)/share/doc/gear
 CARGO    ?= cargo
 RELEASE   = target/release
 # Helper programs, installed to $(LIBEXECDIR); `gear` itself goes to $(BINDIR).
-HELPERS   = gear-api gear-linker
+HELPERS   = gear-api gear-step
 UNITS     = gear-api.socket gear-api.service container.target container-active.target container.slice
 # The idler (docs/idling.md).
 HELPERS  += gear-idler

@@ -1,15 +1,16 @@
 //! The seam between gear and the Docker engine, and its real implementation: the Engine
 //! API over the daemon's unix socket.
 //!
-//! The container units run the `docker` client themselves; the agent only asks whether an
-//! image is present, pulls one (with progress), and removes a container. Those are three
-//! small HTTP calls, so they go straight to the socket (a client process costs ~30 ms
-//! each, which would cap installs far below 50 per second).
+//! The container units run `docker run` itself; everything else (whether an image is
+//! present, pulls, removing and watching a container) is a small HTTP call, so
+//! it goes straight to the socket: a `docker` client process costs ~20-30 ms each, which
+//! would cap installs far below 50 per second and slow every start and stop of a unit.
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Method, StatusCode};
@@ -41,8 +42,16 @@ pub trait Docker: Send + Sync + 'static {
         image: &str,
         progress: Option<&UnboundedSender<String>>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
-    /// Removes the container `name` (running or not); absent is fine.
+    /// Removes the container `name` (running or not) and returns once it is gone; absent is
+    /// fine.
     fn remove_container(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Waits until the container `name` runs. Fails when it exits first, or when
+    /// `starting()` (asked every few milliseconds) says its start was abandoned.
+    fn wait_running(
+        &self,
+        name: &str,
+        starting: impl Fn() -> bool + Send,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// The state and address of container `name`; `None` if there is no such container.
     fn inspect(
         &self,
@@ -125,6 +134,12 @@ fn split_reference(image: &str) -> (&str, &str) {
         Some(i) => (&image[..name_start + i], &image[name_start + i + 1..]),
         None => (image, "latest"),
     }
+}
+
+/// A time as the Engine API's `since` takes it: seconds and nanoseconds since the epoch.
+fn docker_time(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
 /// Percent-encodes a query value (references use only `[A-Za-z0-9._/:@-]`, but be safe).
@@ -260,10 +275,85 @@ impl Docker for DockerApi {
             .await?;
         match status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            // `docker run --rm` asks the engine to remove the container when it exits; a
+            // removal already under way ends with the container gone, so wait for that.
+            StatusCode::CONFLICT => {
+                let (status, body) = self
+                    .call(
+                        Method::POST,
+                        &format!("/containers/{name}/wait?condition=removed"),
+                    )
+                    .await?;
+                match status {
+                    s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+                    s => Err(anyhow!(
+                        "waiting for the removal of container {name}: {} ({s})",
+                        Self::message(body).await
+                    )),
+                }
+            }
             s => Err(anyhow!(
                 "removing container {name}: {} ({s})",
                 Self::message(body).await
             )),
+        }
+    }
+
+    async fn wait_running(
+        &self,
+        name: &str,
+        starting: impl Fn() -> bool + Send,
+    ) -> anyhow::Result<()> {
+        // Subscribe first, with the events since now replayed (the engine may register the
+        // subscription after it answers), then look: a start between the two is in the
+        // stream, and one before both is seen by the look. Events of an earlier run of
+        // this name all came before now: the unit removed that container before its start.
+        let filters = format!(
+            r#"{{"type":["container"],"container":["{name}"],"event":["start","die","destroy"]}}"#
+        );
+        let path = format!(
+            "/events?since={}&filters={}",
+            docker_time(SystemTime::now()),
+            encode(&filters)
+        );
+        let (status, mut body) = self.call(Method::GET, &path).await?;
+        if !status.is_success() {
+            return Err(anyhow!(
+                "watching container {name}: {} ({status})",
+                Self::message(body).await
+            ));
+        }
+        if self.inspect(name).await?.is_some_and(|c| c.running) {
+            return Ok(());
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut pending = Vec::new();
+        loop {
+            tokio::select! {
+                frame = body.frame() => {
+                    let Some(frame) = frame else {
+                        bail!("the Docker engine closed its event stream");
+                    };
+                    let Ok(data) = frame?.into_data() else { continue };
+                    pending.extend_from_slice(&data);
+                    while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=end).collect();
+                        let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                            continue;
+                        };
+                        match event["Action"].as_str() {
+                            Some("start") => return Ok(()),
+                            Some(action) => bail!("container {name} ended while starting ({action})"),
+                            None => {}
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    if !starting() {
+                        bail!("the start of container {name} was abandoned before it ran");
+                    }
+                }
+            }
         }
     }
 
@@ -363,6 +453,23 @@ pub mod fake {
 
         async fn remove_container(&self, name: &str) -> anyhow::Result<()> {
             self.calls.lock().unwrap().push(format!("rm {name}"));
+            self.containers.lock().unwrap().remove(name);
+            Ok(())
+        }
+
+        async fn wait_running(
+            &self,
+            name: &str,
+            _starting: impl Fn() -> bool + Send,
+        ) -> anyhow::Result<()> {
+            self.calls.lock().unwrap().push(format!("wait {name}"));
+            let running = self
+                .containers
+                .lock()
+                .unwrap()
+                .get(name)
+                .is_some_and(|c| c.running);
+            anyhow::ensure!(running, "container {name} ended while starting");
             Ok(())
         }
 
@@ -407,6 +514,12 @@ mod tests {
             ContainerInfo::from_json(&serde_json::json!({})),
             ContainerInfo::default()
         );
+    }
+
+    #[test]
+    fn times_are_seconds_and_nanoseconds() {
+        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(17, 5);
+        assert_eq!(super::docker_time(t), "17.000000005");
     }
 
     #[test]

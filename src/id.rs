@@ -77,7 +77,7 @@ impl FromStr for ContainerId {
             return Err(InvalidId::Length(s.to_string()));
         }
         // A leading '-' would be read as an option by the programs the id is passed to
-        // (gear-linker ID, docker ... NAME).
+        // (gear-step STEP ID, docker ... NAME).
         if s.chars().all(|c| c == '.') || s.starts_with('-') {
             return Err(InvalidId::Reserved(s.to_string()));
         }

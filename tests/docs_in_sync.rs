@@ -1,5 +1,6 @@
-//! Keeps the docs honest: every API route (method and path, whole) is in docs/api.md and
-//! every `Paths` method in docs/disk-layout.md.
+//! Keeps the docs honest: every API route (method and path, whole) is in docs/api.md, every
+//! `Paths` method in docs/disk-layout.md, and docs/containers.md shows a generated unit as
+//! it is generated.
 
 use std::fs;
 
@@ -49,4 +50,17 @@ fn every_path_is_documented() {
         );
     }
     assert!(methods > 0);
+}
+
+#[test]
+fn the_unit_in_containers_md_is_the_generated_one() {
+    let golden = read("tests/fixtures/units/01-published-env-limits/expected/ctr-web-1.service");
+    let start = golden.find("[Service]").unwrap();
+    let end = golden[start..].find("\n\n").unwrap() + start;
+    let service = &golden[start..end];
+    assert!(
+        read("docs/containers.md").contains(&format!("```ini\n{service}\n```")),
+        "docs/containers.md does not show the [Service] section of {}",
+        "tests/fixtures/units/01-published-env-limits/expected/ctr-web-1.service"
+    );
 }

@@ -246,6 +246,17 @@ impl Environment {
     pub fn store(&self, paths: &Paths, id: &ContainerId) -> anyhow::Result<()> {
         atomic_file::write(&paths.env_file(id), self.render().as_bytes(), 0o600)
     }
+
+    /// Stages it in `batch` as [`Environment::store`] would write it; it takes effect when
+    /// the batch is committed.
+    pub fn stage(
+        &self,
+        paths: &Paths,
+        id: &ContainerId,
+        batch: &mut atomic_file::Batch,
+    ) -> anyhow::Result<()> {
+        batch.stage(&paths.env_file(id), self.render().as_bytes(), 0o600)
+    }
 }
 
 fn parse_lines(text: &str, value_of: fn(&str) -> String) -> Result<Environment, EnvFileError> {

@@ -209,11 +209,14 @@ impl<P: Parts> Host<P> {
     /// systemd has an older version loaded (or cached the name as not found); a new unit
     /// is loaded on first reference, which keeps installs fast.
     pub(crate) async fn ensure_loaded(&self, id: &ContainerId) -> anyhow::Result<()> {
-        let state = self.systemd.unit_state(&id.unit_name()).await?;
-        if state.load_state != "loaded" || state.need_daemon_reload {
-            self.systemd.reload().await?;
+        // GetUnit, not LoadUnit: loading a new unit makes systemd read every unit
+        // directory, a cost that grows with the number of containers.
+        match self.systemd.loaded_state(&id.unit_name()).await? {
+            Some(state) if state.load_state != "loaded" || state.need_daemon_reload => {
+                self.systemd.reload().await
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Docker's cgroup driver, asked once.

@@ -29,8 +29,13 @@ impl<P: Parts> Host<P> {
             .is_installed(id)
             .then(|| ContainerSpec::load(&self.paths, id))
             .transpose()?;
+        // GetUnit, not LoadUnit: a unit systemd has not loaded does not run.
         let running = match &old {
-            Some(_) => is_up(&self.systemd.unit_state(&id.unit_name()).await?),
+            Some(_) => self
+                .systemd
+                .loaded_state(&id.unit_name())
+                .await?
+                .is_some_and(|state| is_up(&state)),
             None => false,
         };
         let store = Ports::new(&self.paths, self.port_range);
@@ -46,10 +51,12 @@ impl<P: Parts> Host<P> {
                 .collect(),
             _ => vec![],
         };
+        // The environment, spec and unit are written as one batch: fewer waits for the disk.
+        let mut files = atomic_file::Batch::default();
         match req.environment {
-            Some(body) => Environment::from(body).store(&self.paths, id)?,
+            Some(body) => Environment::from(body).stage(&self.paths, id, &mut files)?,
             None if !self.paths.env_file(id).exists() => {
-                Environment::new().store(&self.paths, id)?
+                Environment::new().stage(&self.paths, id, &mut files)?
             }
             None => {}
         }
@@ -72,10 +79,11 @@ impl<P: Parts> Host<P> {
         };
         let driver = self.cgroup_driver().await?;
         let unit = unit::render(&spec, &self.paths, driver).map_err(anyhow::Error::from)?;
-        spec.store(&self.paths)?;
+        files.stage(&self.paths.spec_file(id), &spec.to_json()?, 0o644)?;
         let text = format!("{}{}", unit::GENERATED_HEADER, unit.render());
-        // The commit point: from here on the container is installed.
-        atomic_file::write(&self.paths.unit_file(id), text.as_bytes(), 0o644)?;
+        // The commit point, staged last: once it is in place the container is installed.
+        files.stage(&self.paths.unit_file(id), text.as_bytes(), 0o644)?;
+        files.commit()?;
         self.link(&self.paths.systemd_dir(), id)?;
         self.ensure_loaded(id).await?;
         if spec.idle.is_some() {

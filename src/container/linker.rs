@@ -1,6 +1,6 @@
-//! Applies a container's links inside its network namespace: by `gear-linker` at every
-//! start of the container (its unit's start-post), and by the agent at once when the links
-//! of a running container change. The rules go through the [`Firewall`] seam.
+//! Applies a container's links inside its network namespace: by `gear-step started` at
+//! every start of the container (its unit's start-post), and by the agent at once when the
+//! links of a running container change. The rules go through the [`Firewall`] seam.
 
 use std::net::Ipv4Addr;
 
@@ -80,7 +80,8 @@ pub async fn apply(
         .with_context(|| format!("applying the links of {name} in its network namespace"))
 }
 
-/// What `gear-linker ID` does at a container's start: applies the links its spec lists.
+/// What `gear-step started ID` does once the container runs: applies the links its spec
+/// lists.
 /// A container without links needs nothing: its network namespace is new at every start.
 pub async fn apply_at_start(
     paths: &Paths,

@@ -11,6 +11,7 @@ pub mod lock;
 pub mod logs;
 pub mod ports;
 pub mod spec;
+pub mod step;
 pub mod unit;
 
 use serde::{Deserialize, Serialize};

@@ -410,8 +410,12 @@ impl ContainerSpec {
 
     /// Stores this spec as `specs/<id>.json`, atomically.
     pub fn store(&self, paths: &Paths) -> anyhow::Result<()> {
-        let json = serde_json::to_vec_pretty(self).context("serialising the spec")?;
-        atomic_file::write(&paths.spec_file(&self.id), &json, 0o644)
+        atomic_file::write(&paths.spec_file(&self.id), &self.to_json()?, 0o644)
+    }
+
+    /// The spec as `specs/<id>.json` holds it.
+    pub fn to_json(&self) -> anyhow::Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).context("serialising the spec")
     }
 }
 

@@ -47,6 +47,32 @@ impl Dbus {
     }
 }
 
+impl Dbus {
+    /// The state of the unit at `path`, its four properties asked at once.
+    async fn state_at(&self, name: &str, path: zbus::OwnedObjectPath) -> anyhow::Result<UnitState> {
+        // Uncached: a stale ActiveState is worse than one more D-Bus round trip.
+        let unit = UnitProxy::builder(self.conn().await?)
+            .path(path)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .with_context(|| format!("creating a proxy for {name}"))?;
+        let (load_state, active_state, sub_state, need_daemon_reload) = tokio::try_join!(
+            unit.load_state(),
+            unit.active_state(),
+            unit.sub_state(),
+            unit.need_daemon_reload()
+        )
+        .with_context(|| format!("reading the state of {name}"))?;
+        Ok(UnitState {
+            load_state,
+            active_state,
+            sub_state,
+            need_daemon_reload,
+        })
+    }
+}
+
 impl Systemd for Dbus {
     async fn list_units(&self, pattern: &str) -> anyhow::Result<Vec<UnitInfo>> {
         let units = self
@@ -89,20 +115,19 @@ impl Systemd for Dbus {
             .load_unit(name.to_string())
             .await
             .with_context(|| format!("loading unit {name}"))?;
-        // Uncached: a stale ActiveState is worse than one more D-Bus round trip.
-        let unit = UnitProxy::builder(self.conn().await?)
-            .path(path)
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .with_context(|| format!("creating a proxy for {name}"))?;
-        let ctx = || format!("reading the state of {name}");
-        Ok(UnitState {
-            load_state: unit.load_state().await.with_context(ctx)?,
-            active_state: unit.active_state().await.with_context(ctx)?,
-            sub_state: unit.sub_state().await.with_context(ctx)?,
-            need_daemon_reload: unit.need_daemon_reload().await.with_context(ctx)?,
-        })
+        self.state_at(name, path).await
+    }
+
+    async fn loaded_state(&self, name: &str) -> anyhow::Result<Option<UnitState>> {
+        match self.manager().await?.get_unit(name.to_string()).await {
+            Ok(path) => Ok(Some(self.state_at(name, path).await?)),
+            Err(zbus::Error::MethodError(err, _, _))
+                if err.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e).with_context(|| format!("asking systemd for unit {name}")),
+        }
     }
 
     async fn unit_details(&self, name: &str) -> anyhow::Result<UnitDetails> {

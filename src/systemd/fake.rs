@@ -85,6 +85,17 @@ impl Systemd for FakeSystemd {
         })
     }
 
+    async fn loaded_state(&self, name: &str) -> anyhow::Result<Option<UnitState>> {
+        self.record(format!("loaded_state {name}"));
+        let units = self.units.lock().unwrap();
+        Ok(units.iter().find(|u| u.name == name).map(|u| UnitState {
+            load_state: u.load_state.clone(),
+            active_state: u.active_state.clone(),
+            sub_state: u.sub_state.clone(),
+            need_daemon_reload: false,
+        }))
+    }
+
     async fn run_job(&self, action: Action, name: &str) -> anyhow::Result<JobResult> {
         self.record(format!("{action:?} {name}").to_lowercase());
         if action != Action::Stop && self.failing.lock().unwrap().iter().any(|u| u == name) {

@@ -86,6 +86,14 @@ pub trait Systemd: Send + Sync + 'static {
     /// Details of service `name` for `gear status`.
     fn unit_details(&self, name: &str) -> impl Future<Output = anyhow::Result<UnitDetails>> + Send;
 
+    /// The state of unit `name` if systemd has it loaded, `None` if not, without loading
+    /// it: a unit is read from disk at its first reference anyway, and loading a new one
+    /// makes systemd re-read every unit directory, a cost that grows with the units.
+    fn loaded_state(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<UnitState>>> + Send;
+
     /// Queues `action` on unit `name` (mode `replace`) and waits until the job ends.
     fn run_job(
         &self,

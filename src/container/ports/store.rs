@@ -97,12 +97,13 @@ impl<'a> Ports<'a> {
         } else {
             BTreeMap::new()
         };
+        let released = !unclaimed.is_empty();
         for external in unclaimed.into_keys() {
             if let Err(e) = remove_if_owned(&dir, external, id) {
                 log::warn!("releasing host port {external} of {id}: {e:#}");
             }
         }
-        if let Err(e) = sync_dir(&dir) {
+        if released && let Err(e) = sync_dir(&dir) {
             log::warn!("{e:#}");
         }
         pairs.sort_by_key(|p| (p.internal, p.external));

@@ -1,0 +1,81 @@
+//! gear-step: the steps a container unit runs around `docker run` (`ExecStartPre`,
+//! `ExecStartPost`, `ExecStopPost` of `ctr-<id>.service`), each a few calls to
+//! the Engine API on Docker's socket. A failure fails the step; the reason goes to the
+//! unit's journal.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gear::container::step;
+use gear::docker::DockerApi;
+use gear::id::ContainerId;
+use gear::netfilter::Iptables;
+use gear::paths::Paths;
+
+/// Run one step of a container unit.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    step: Step,
+    /// More logging on stderr (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Step {
+    /// Before `docker run`: remove a container a crash left behind, mark the start.
+    Prepare {
+        /// The container.
+        id: ContainerId,
+    },
+    /// After `docker run` is started: wait until the container runs (failing when
+    /// `docker run`, `$MAINPID`, ends first), then apply its network links.
+    Started {
+        /// The container.
+        id: ContainerId,
+    },
+    /// After the unit stopped: remove the container and the start mark.
+    Remove {
+        /// The container.
+        id: ContainerId,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    gear::logging::init(cli.verbose.max(1));
+    let result = gear::runtime::current_thread().and_then(|runtime| {
+        let (paths, docker) = (Paths::system(), DockerApi::default());
+        runtime.block_on(async {
+            match &cli.step {
+                Step::Prepare { id } => step::prepare(&paths, &docker, id).await,
+                Step::Started { id } => {
+                    // systemd sets MAINPID for start-post commands; without it, only the
+                    // container's own end can fail the wait.
+                    let main = std::env::var("MAINPID").ok().and_then(|p| p.parse().ok());
+                    let alive = move || main.is_none_or(step::process_alive);
+                    step::started(&paths, &docker, &Iptables, id, alive).await
+                }
+                Step::Remove { id } => step::remove(&paths, &docker, id).await,
+            }
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

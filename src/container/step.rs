@@ -1,0 +1,177 @@
+//! The steps a container's unit runs around `docker run`, as `gear-step STEP ID`
+//! ([`unit::render`](super::unit::render) writes them into `ctr-<id>.service`).
+//!
+//! Each one is a few calls to the Engine API from one small process: a `docker` client
+//! process costs ~20-30 ms to start, and a unit used to run up to four of them (and one
+//! every 20 ms while waiting for the container to run). A stop needs no step: systemd's
+//! SIGTERM reaches `docker run`, which passes it on to the container.
+//!
+//! - [`prepare`] (`ExecStartPre`): removes a container left by a crash, then marks that one
+//!   may exist from now on;
+//! - [`started`] (`ExecStartPost`): returns once the container runs, so the unit is
+//!   `active` only then, and fails at once if `docker run` ends first; then applies the
+//!   container's links, if it has any;
+//! - [`remove`] (`ExecStopPost`): removes the container whatever stopped the unit (so a
+//!   killed `docker run` leaves no orphan), then its marker.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::unit::docker_name;
+use crate::docker::Docker;
+use crate::id::ContainerId;
+use super::linker;
+use crate::netfilter::Firewall;
+use crate::paths::Paths;
+
+/// `ExecStartPre`: if the marker says a container of this name may still exist (its last
+/// stop did not finish: a host crash, a killed unit), removes it, so `docker run` never
+/// fails on a name conflict. Then sets the marker for this run. A normal start costs no
+/// Engine call.
+pub async fn prepare(paths: &Paths, docker: &impl Docker, id: &ContainerId) -> anyhow::Result<()> {
+    let marker = paths.started_marker(id);
+    if marker.exists() {
+        docker.remove_container(&docker_name(id)).await?;
+    }
+    create_marker(&marker)
+}
+
+/// `ExecStartPost`: waits until the container runs, giving up when `main_alive()` says
+/// `docker run` (the unit's main process) has ended; then applies its links.
+pub async fn started(
+    paths: &Paths,
+    docker: &impl Docker,
+    fw: &impl Firewall,
+    id: &ContainerId,
+    main_alive: impl Fn() -> bool + Send,
+) -> anyhow::Result<()> {
+    docker.wait_running(&docker_name(id), main_alive).await?;
+    linker::apply_at_start(paths, docker, fw, id).await
+}
+
+/// `ExecStopPost`: removes the container (usually `--rm` already has), then its marker, once
+/// the container is known to be gone.
+pub async fn remove(paths: &Paths, docker: &impl Docker, id: &ContainerId) -> anyhow::Result<()> {
+    docker.remove_container(&docker_name(id)).await?;
+    let marker = paths.started_marker(id);
+    match std::fs::remove_file(&marker) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", marker.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn create_marker(marker: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = marker.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(marker, b"").with_context(|| format!("creating {}", marker.display()))
+}
+
+/// Whether process `pid` still runs (exists and is not a zombie): `/proc/PID/stat`'s state,
+/// which follows the command name's closing parenthesis.
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::ContainerInfo;
+    use crate::docker::fake::FakeDocker;
+    use crate::netfilter::fake::FakeFirewall;
+
+    fn running(docker: &FakeDocker, name: &str) {
+        docker.containers.lock().unwrap().insert(
+            name.into(),
+            ContainerInfo {
+                running: true,
+                pid: 7,
+                gateway: Some("10.213.0.1".parse().unwrap()),
+                ..Default::default()
+            },
+        );
+    }
+
+    #[tokio::test]
+    async fn a_start_removes_a_leftover_only_when_the_marker_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let id: ContainerId = "web-1".parse().unwrap();
+        let docker = FakeDocker::default();
+        prepare(&paths, &docker, &id).await.unwrap();
+        assert!(
+            docker.calls.lock().unwrap().is_empty(),
+            "a clean start asks nothing"
+        );
+        assert!(paths.started_marker(&id).exists());
+        // The marker survived (the last stop never finished): the leftover goes first.
+        running(&docker, "ctr-web-1");
+        prepare(&paths, &docker, &id).await.unwrap();
+        assert_eq!(*docker.calls.lock().unwrap(), ["rm ctr-web-1"]);
+        assert!(paths.started_marker(&id).exists());
+    }
+
+    #[tokio::test]
+    async fn started_waits_for_the_container_then_applies_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let id: ContainerId = "web-1".parse().unwrap();
+        let mut spec: crate::container::spec::ContainerSpec = serde_json::from_value(
+            serde_json::json!({"Id": "web-1", "Image": "gear-test/httpd:latest"}),
+        )
+        .unwrap();
+        let docker = FakeDocker::default();
+        let fw = FakeFirewall::default();
+        let write = |spec: &crate::container::spec::ContainerSpec| {
+            let path = paths.spec_file(&id);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, serde_json::to_vec(spec).unwrap()).unwrap();
+        };
+        write(&spec);
+        // Not running: the start fails, and no link is tried.
+        let err = started(&paths, &docker, &fw, &id, || false)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("ended while starting"), "{err}");
+        running(&docker, "ctr-web-1");
+        // Running without links: nothing runs in its namespace.
+        started(&paths, &docker, &fw, &id, || true)
+            .await
+            .unwrap();
+        assert!(fw.scripts.lock().unwrap().is_empty());
+        spec.links = vec!["9000:10.1.2.3:80".parse().unwrap()];
+        write(&spec);
+        started(&paths, &docker, &fw, &id, || true)
+            .await
+            .unwrap();
+        let (ns, _, _) = fw.scripts.lock().unwrap()[0].clone();
+        assert_eq!(ns, crate::netfilter::Namespace::Of(7));
+    }
+
+    #[tokio::test]
+    async fn remove_clears_the_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let id: ContainerId = "web-1".parse().unwrap();
+        let docker = FakeDocker::default();
+        running(&docker, "ctr-web-1");
+        prepare(&paths, &docker, &id).await.unwrap();
+        remove(&paths, &docker, &id).await.unwrap();
+        assert_eq!(*docker.calls.lock().unwrap(), ["rm ctr-web-1"]);
+        assert!(!paths.started_marker(&id).exists());
+        // Removing again (no container, no marker) is fine.
+        remove(&paths, &docker, &id).await.unwrap();
+    }
+
+    #[test]
+    fn a_process_is_alive_until_it_is_reaped_or_a_zombie() {
+        assert!(process_alive(std::process::id()));
+        assert!(!process_alive(u32::MAX));
+    }
+}
