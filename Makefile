@@ -22,6 +22,8 @@ RELEASE   = target/release
 # Helper programs, installed to $(LIBEXECDIR); `gear` itself goes to $(BINDIR).
 HELPERS   = gear-api gear-linker
 UNITS     = gear-api.socket gear-api.service container.target container-active.target container.slice
+# Docker's start brings the started containers back (docs/reliability.md).
+UNITS    += container-resume.service
 # The idler (docs/idling.md).
 HELPERS  += gear-idler
 UNITS    += gear-idler.service
@@ -43,6 +45,9 @@ install: build
 	install -m 0755 $(RELEASE)/gear $(DESTDIR)$(BINDIR)/gear
 	for h in $(HELPERS); do install -m 0755 $(RELEASE)/$$h $(DESTDIR)$(LIBEXECDIR)/$$h; done
 	for u in $(UNITS); do install -m 0644 units/$$u $(DESTDIR)$(UNITDIR)/$$u; done
+# The drop-in that makes Docker's start start container-resume.service.
+	install -d $(DESTDIR)$(UNITDIR)/docker.service.d
+	install -m 0644 units/docker.service.d/50-gear.conf $(DESTDIR)$(UNITDIR)/docker.service.d/50-gear.conf
 	install -m 0644 units/system-preset/80-gear.preset $(DESTDIR)$(PRESETDIR)/80-gear.preset
 	install -m 0644 units/tmpfiles.d/gear.conf $(DESTDIR)$(TMPFILESDIR)/gear.conf
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
