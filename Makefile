@@ -6,6 +6,7 @@
 #   make test                       unit + integration tests, then system tests in a booted machine
 #   make demo / demo-down / shell   a sandbox machine running gear
 #   make bench                      benchmarks in a booted machine
+#   make chaos                      the fault matrix in booted machines (docs/reliability.md)
 
 PREFIX     ?= /usr
 DESTDIR    ?=
@@ -32,7 +33,7 @@ DOCS      = README.md $(wildcard docs/*.md)
 STAGE     = target/stage
 TESTBED   = tests/system/testbed.sh
 
-.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean
+.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean chaos
 
 all: build
 
@@ -80,6 +81,11 @@ shell:
 
 bench: stage
 	bash tests/bench/run.sh $(CURDIR)/$(STAGE)
+
+# Slow (a fresh machine per fault), so not part of `make test`. ONLY=docker runs the faults
+# whose script name contains `docker`.
+chaos: stage
+	bash tests/chaos/run.sh $(CURDIR)/$(STAGE) $(ONLY)
 
 clean:
 	$(CARGO) clean

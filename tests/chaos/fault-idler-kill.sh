@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gear-idler killed (kill -9) six times at random points while a container idles (after
-# 2 s without traffic) and is woken by connections every 3 s, and gear installs, starts
+# 2 s without traffic) and is woken by connections every 4 s, and gear installs, starts
 # and stops others. systemd restarts the idler within a second; a connection refused while
 # it is away is tried again, as a client would. At the end the container must answer (it
 # wakes, or runs), and its mark, unit and rules must agree.
@@ -16,10 +16,10 @@ tbsh "setsid sh -c 'while [ ! -e /tmp/chaos/stop ]; do
     case \$rc in 7|52|56) [ \$t -lt 5 ] && { sleep 1; continue; } ;; esac; break; done
   code=200; [ \$rc = 0 ] || code=000
   echo \"wake sleepy-1 \$code \$rc \$t \$(( (\$(date +%s%N) - s) / 1000000 ))\" >> /tmp/chaos/wakes
-  sleep 3
+  sleep 4
 done' </dev/null >/dev/null 2>&1 &"
 tbsh 'for i in 1 2 3 4 5 6; do
-  sleep 1.$(( $(od -An -N1 -tu1 /dev/urandom) % 9 ))
+  sleep $(( $(od -An -N1 -tu1 /dev/urandom) % 3 + 2 )).$(( $(od -An -N1 -tu1 /dev/urandom) % 9 ))
   pid=$(systemctl show -P MainPID gear-idler.service)
   [ "$pid" != 0 ] && kill -9 "$pid"
 done'
