@@ -179,6 +179,13 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
                     reason: format!("{e:#}"),
                 })?;
         }
+        // Until the commit point, a failure (a full disk, say) must leave nothing of a
+        // container that was not installed: its reservations and files are taken back.
+        let partial = (!self.is_installed(id)).then(|| PartialInstall {
+            paths: &self.paths,
+            range: self.port_range,
+            id,
+        });
         let ports = Ports::new(&self.paths, self.port_range).reserve(id, &req.ports)?;
         match req.environment {
             Some(body) => Environment::from(body).store(&self.paths, id)?,
@@ -213,6 +220,7 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
         let text = format!("{}{}", unit::GENERATED_HEADER, unit.render());
         // The commit point: from here on the container is installed.
         atomic_file::write(&self.paths.unit_file(id), text.as_bytes(), 0o644)?;
+        std::mem::forget(partial);
         self.link(&self.paths.systemd_dir(), id)?;
         self.ensure_loaded(id).await?;
         if req.started {
@@ -403,6 +411,27 @@ impl<S: Systemd, D: Docker, N: Netns> Host<S, D, N> {
             self.systemd.reload().await?;
         }
         Ok(())
+    }
+}
+
+/// What an install of a new container has done before its commit point; dropped before
+/// it (an error, or the request's task cancelled), it takes all of it back.
+struct PartialInstall<'a> {
+    paths: &'a Paths,
+    range: PortRange,
+    id: &'a ContainerId,
+}
+
+impl Drop for PartialInstall<'_> {
+    fn drop(&mut self) {
+        // Removing needs no free space, so this works on the full disk that failed the install.
+        let undo = Ports::new(self.paths, self.range)
+            .release(self.id)
+            .and(atomic_file::remove(&self.paths.env_file(self.id)))
+            .and(atomic_file::remove(&self.paths.spec_file(self.id)));
+        if let Err(e) = undo {
+            log::warn!("taking back the failed install of {}: {e:#}", self.id);
+        }
     }
 }
 
