@@ -8,6 +8,7 @@
 //! logic is generic over the connection so unit tests can drive it with a fake.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::sync::Mutex;
 
@@ -42,6 +43,33 @@ pub fn is_disconnect(err: &anyhow::Error) -> bool {
         })
     })
 }
+
+/// Whether an error says that PID 1 was off the bus for a moment, as during
+/// `systemctl daemon-reexec`: the call was lost with it (`NoReply` because the recipient
+/// disconnected), or found nobody owning `org.freedesktop.systemd1`. A little later the
+/// same call finds PID 1 back. A `NoReply` from a method timeout is not this.
+pub fn is_manager_away(err: &anyhow::Error) -> bool {
+    use zbus::fdo::Error as Fdo;
+    err.chain()
+        .any(|cause| match cause.downcast_ref::<zbus::Error>() {
+            Some(zbus::Error::FDO(fdo)) => match fdo.as_ref() {
+                Fdo::NoReply(msg) => msg.contains("disconnected"),
+                Fdo::ServiceUnknown(_) | Fdo::NameHasNoOwner(_) => true,
+                _ => false,
+            },
+            _ => false,
+        })
+}
+
+/// How long to wait before asking PID 1 again after [`is_manager_away`], each time: about
+/// 6 s in all, well over the second a re-execution takes.
+const AWAY_WAITS: [Duration; 5] = [
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+    Duration::from_millis(1600),
+    Duration::from_millis(3200),
+];
 
 /// Whether a failed call may be made again on a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +149,9 @@ impl<C: Link> Reconnecting<C> {
         }
     }
 
-    /// Runs `op` on the current connection; if it fails because the connection broke,
-    /// forgets that connection and, when `retry` allows, runs `op` once more on a new one.
+    /// Runs `op` on the current connection. If it fails because the connection broke,
+    /// forgets that connection and, when `retry` allows, runs `op` once more on a new one;
+    /// if PID 1 was away from the bus, and `retry` allows, asks again a little later.
     pub async fn call<T, F, Fut, Op, OpFut>(
         &self,
         connect: F,
@@ -135,17 +164,27 @@ impl<C: Link> Reconnecting<C> {
         Op: Fn(C) -> OpFut,
         OpFut: Future<Output = anyhow::Result<T>>,
     {
-        let handle = self.get(&connect).await?;
-        match op(handle.conn.clone()).await {
-            Err(e) if is_disconnect(&e) || handle.conn.is_closed() => {
-                self.forget(&handle).await;
-                if retry == Retry::Never {
-                    return Err(e);
+        let (mut reconnected, mut waits) = (false, AWAY_WAITS.iter());
+        loop {
+            let handle = self.get(&connect).await?;
+            match op(handle.conn.clone()).await {
+                Err(e) if is_disconnect(&e) || handle.conn.is_closed() => {
+                    self.forget(&handle).await;
+                    if retry == Retry::Never || reconnected {
+                        return Err(e);
+                    }
+                    reconnected = true;
+                    log::info!("retrying on a new system bus connection after: {e:#}");
                 }
-                log::info!("retrying on a new system bus connection after: {e:#}");
-                op(self.get(&connect).await?.conn).await
+                Err(e) if retry == Retry::Once && is_manager_away(&e) => match waits.next() {
+                    Some(wait) => {
+                        log::info!("systemd is away from the bus; asking again: {e:#}");
+                        tokio::time::sleep(*wait).await;
+                    }
+                    None => return Err(e),
+                },
+                other => return other,
             }
-            other => other,
         }
     }
 }

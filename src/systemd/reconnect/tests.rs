@@ -175,3 +175,56 @@ fn disconnects_are_told_from_other_errors() {
         zbus::Error::InvalidReply
     )));
 }
+
+fn pid1_away() -> anyhow::Error {
+    anyhow::Error::new(zbus::Error::FDO(Box::new(zbus::fdo::Error::NoReply(
+        "Message recipient disconnected from message bus without replying".into(),
+    ))))
+}
+
+#[tokio::test]
+async fn a_call_pid1_dropped_while_re_executing_is_asked_again_on_the_same_connection() {
+    let (bus, slot) = (Bus::default(), Reconnecting::default());
+    let calls = AtomicUsize::new(0);
+    let n = slot
+        .call(
+            || bus.connect(),
+            Retry::Once,
+            |c| {
+                let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+                async move {
+                    if first {
+                        Err(pid1_away())
+                    } else {
+                        Ok(c.number)
+                    }
+                }
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((n, calls.load(Ordering::SeqCst), bus.count()), (1, 2, 1));
+}
+
+#[tokio::test]
+async fn a_call_that_must_not_repeat_is_not_asked_again_when_pid1_was_away() {
+    let (bus, slot) = (Bus::default(), Reconnecting::default());
+    let err = slot
+        .call(
+            || bus.connect(),
+            Retry::Never,
+            |_c| async { Err::<(), _>(pid1_away()) },
+        )
+        .await
+        .unwrap_err();
+    assert!(is_manager_away(&err));
+}
+
+#[test]
+fn a_method_timeout_is_not_pid1_away() {
+    let timeout = anyhow::Error::new(zbus::Error::FDO(Box::new(zbus::fdo::Error::NoReply(
+        "Did not receive a reply".into(),
+    ))));
+    assert!(!is_manager_away(&timeout));
+    assert!(is_manager_away(&pid1_away()));
+}
