@@ -42,7 +42,8 @@ for c in $(docker ps -a --format '{{.Label "gear.id"}}' 2>/dev/null); do
 done
 for f in /run/gear/locks/*; do
   [ -e "$f" ] || continue
-  flock -n "$f" true || echo "lock held: $f"
+  # gear-api and gear-idler take these for a moment; one still held after 5 s is stuck.
+  flock -w 5 "$f" true || echo "lock held for over 5 s: $f"
 done
 for id in $(iptables-save 2>/dev/null | grep -oE 'gear-(idle|count):[A-Za-z0-9_.-]*' | sort -u | cut -d: -f2); do
   installed "$id" || echo "leaked firewall rule for $id, which is not installed"
