@@ -72,6 +72,8 @@ assert_contains "$(idler_log)" "50 held SYN(s) let go"
 "$TESTBED" down "$PEER"
 
 step "freeze: the container is paused, and thawed by the first connection"
+# Taking the peer down can outlast --idle-after on a busy host: wake the container first.
+tb curl -fsS -m 30 -o /dev/null http://127.0.0.1:$port/
 tb gear idle --freeze localhost/idle-1 >/dev/null
 assert_eq true "$(tb docker inspect -f '{{.State.Paused}}' ctr-idle-1)"
 assert_eq freeze "$(idle_mark idle-1)"
