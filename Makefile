@@ -7,6 +7,7 @@
 #   make fuzz [FUZZ_SECS=60]        the random-input tests of tests/fuzz.rs, longer than in make test
 #   make demo / demo-down / shell   a sandbox machine running gear
 #   make bench                      benchmarks in a booted machine
+#   make chaos                      the fault matrix in booted machines (docs/reliability.md)
 
 PREFIX     ?= /usr
 DESTDIR    ?=
@@ -23,6 +24,8 @@ RELEASE   = target/release
 # Helper programs, installed to $(LIBEXECDIR); `gear` itself goes to $(BINDIR).
 HELPERS   = gear-api gear-step
 UNITS     = gear-api.socket gear-api.service container.target container-active.target container.slice
+# Docker's start brings the started containers back (docs/reliability.md).
+UNITS    += container-resume.service
 # The idler (docs/idling.md).
 HELPERS  += gear-idler
 UNITS    += gear-idler.service
@@ -31,7 +34,7 @@ DOCS      = README.md $(wildcard docs/*.md)
 STAGE     = target/stage
 TESTBED   = tests/system/testbed.sh
 
-.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean fuzz
+.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean fuzz chaos
 
 all: build
 
@@ -44,6 +47,9 @@ install: build
 	install -m 0755 $(RELEASE)/gear $(DESTDIR)$(BINDIR)/gear
 	for h in $(HELPERS); do install -m 0755 $(RELEASE)/$$h $(DESTDIR)$(LIBEXECDIR)/$$h; done
 	for u in $(UNITS); do install -m 0644 units/$$u $(DESTDIR)$(UNITDIR)/$$u; done
+# The drop-in that makes Docker's start start container-resume.service.
+	install -d $(DESTDIR)$(UNITDIR)/docker.service.d
+	install -m 0644 units/docker.service.d/50-gear.conf $(DESTDIR)$(UNITDIR)/docker.service.d/50-gear.conf
 	install -m 0644 units/system-preset/80-gear.preset $(DESTDIR)$(PRESETDIR)/80-gear.preset
 	install -m 0644 units/tmpfiles.d/gear.conf $(DESTDIR)$(TMPFILESDIR)/gear.conf
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
@@ -81,6 +87,11 @@ shell:
 
 bench: stage
 	bash tests/bench/run.sh $(CURDIR)/$(STAGE)
+
+# Slow (a fresh machine per fault), so not part of `make test`. ONLY=docker runs the faults
+# whose script name contains `docker`.
+chaos: stage
+	bash tests/chaos/run.sh $(CURDIR)/$(STAGE) $(ONLY)
 
 clean:
 	$(CARGO) clean

@@ -105,15 +105,15 @@ impl Error {
                         StatusCode::BAD_REQUEST
                     }
                     PortError::Exhausted { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                    PortError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    PortError::Io(e) => host_status(e),
                 },
                 lifecycle::Error::Job { .. } => StatusCode::INTERNAL_SERVER_ERROR,
                 lifecycle::Error::Busy(_) => StatusCode::CONFLICT,
                 lifecycle::Error::NotIdleable(_) => StatusCode::CONFLICT,
                 lifecycle::Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                lifecycle::Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                lifecycle::Error::Host(e) => host_status(e),
             },
-            Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Host(e) => host_status(e),
             Error::TooBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
             Error::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -123,10 +123,45 @@ impl Error {
     }
 }
 
+/// A failure of the host: `507 Insufficient Storage` when the disk (or a quota) is full,
+/// so a client knows that freeing space, not retrying, is what helps; else `500`.
+fn host_status(e: &anyhow::Error) -> StatusCode {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    let full = e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|code| code == ENOSPC || code == EDQUOT)
+    });
+    if full {
+        StatusCode::INSUFFICIENT_STORAGE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
 /// The JSON body of every error answer: `{"Message": "..."}`, as geard's clients expect.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ErrorBody {
     /// What went wrong, in one sentence a person understands.
     #[serde(rename = "Message")]
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_and_other_host_failures_500() {
+        let full = anyhow::Error::new(std::io::Error::from_raw_os_error(28))
+            .context("writing /var/lib/containers/specs/web-1.json");
+        assert_eq!(Error::Host(full).status(), StatusCode::INSUFFICIENT_STORAGE);
+        let other = anyhow::Error::new(std::io::Error::from_raw_os_error(5)).context("reading");
+        assert_eq!(
+            Error::Host(other).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 }

@@ -6,12 +6,13 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::environment::Environment;
 use super::host::{Host, Parts};
 use super::lifecycle::{Error, Installed, is_up};
-use super::ports::{PortPair, Ports};
+use super::ports::{PortPair, PortRange, Ports};
 use super::spec::{ContainerSpec, Image, InstallRequest};
 use super::unit;
 use crate::atomic_file;
 use crate::docker::Docker;
 use crate::id::ContainerId;
+use crate::paths::Paths;
 use crate::systemd::Systemd;
 
 impl<P: Parts> Host<P> {
@@ -38,6 +39,14 @@ impl<P: Parts> Host<P> {
                 .is_some_and(|state| is_up(&state)),
             None => false,
         };
+        // Until the commit point, a failure (a full disk, say) must leave nothing of a
+        // container that was not installed: its reservations and files are taken back.
+        let partial = old.is_none().then(|| PartialInstall {
+            paths: &self.paths,
+            range: self.port_range,
+            id,
+            env_was_there: self.paths.env_file(id).exists(),
+        });
         let store = Ports::new(&self.paths, self.port_range);
         let ports = match running {
             true => store.reserve_keeping(id, &req.ports)?,
@@ -84,6 +93,7 @@ impl<P: Parts> Host<P> {
         // The commit point, staged last: once it is in place the container is installed.
         files.stage(&self.paths.unit_file(id), text.as_bytes(), 0o644)?;
         files.commit()?;
+        std::mem::forget(partial);
         self.link(&self.paths.systemd_dir(), id)?;
         self.ensure_loaded(id).await?;
         if spec.idle.is_some() {
@@ -117,5 +127,32 @@ impl<P: Parts> Host<P> {
                 image: image.clone(),
                 reason: format!("{e:#}"),
             })
+    }
+}
+
+/// What an install of a new container has done before its commit point; dropped before it
+/// (an error, or the request's task cancelled), it takes all of it back.
+struct PartialInstall<'a> {
+    paths: &'a Paths,
+    range: PortRange,
+    id: &'a ContainerId,
+    /// An environment set before the install (`gear set-env` first) is the user's: kept.
+    env_was_there: bool,
+}
+
+impl Drop for PartialInstall<'_> {
+    fn drop(&mut self) {
+        // Removing needs no free space, so this works on the full disk that failed the install.
+        let env = match self.env_was_there {
+            true => Ok(()),
+            false => atomic_file::remove(&self.paths.env_file(self.id)),
+        };
+        let undo = Ports::new(self.paths, self.range)
+            .release(self.id)
+            .and(env)
+            .and(atomic_file::remove(&self.paths.spec_file(self.id)));
+        if let Err(e) = undo {
+            log::warn!("taking back the failed install of {}: {e:#}", self.id);
+        }
     }
 }

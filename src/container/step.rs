@@ -18,10 +18,10 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use super::linker;
 use super::unit::docker_name;
 use crate::docker::Docker;
 use crate::id::ContainerId;
-use super::linker;
 use crate::netfilter::Firewall;
 use crate::paths::Paths;
 
@@ -141,15 +141,11 @@ mod tests {
         assert!(err.to_string().contains("ended while starting"), "{err}");
         running(&docker, "ctr-web-1");
         // Running without links: nothing runs in its namespace.
-        started(&paths, &docker, &fw, &id, || true)
-            .await
-            .unwrap();
+        started(&paths, &docker, &fw, &id, || true).await.unwrap();
         assert!(fw.scripts.lock().unwrap().is_empty());
         spec.links = vec!["9000:10.1.2.3:80".parse().unwrap()];
         write(&spec);
-        started(&paths, &docker, &fw, &id, || true)
-            .await
-            .unwrap();
+        started(&paths, &docker, &fw, &id, || true).await.unwrap();
         let (ns, _, _) = fw.scripts.lock().unwrap()[0].clone();
         assert_eq!(ns, crate::netfilter::Namespace::Of(7));
     }

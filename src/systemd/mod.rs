@@ -8,6 +8,7 @@ pub mod dbus;
 #[cfg(test)]
 pub mod fake;
 pub mod notify;
+pub mod reconnect;
 
 use std::future::Future;
 

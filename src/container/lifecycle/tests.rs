@@ -220,3 +220,41 @@ async fn reinstall_keeps_ports_and_operations_need_an_installed_container() {
     ));
     assert!(matches!(h.spec(&id("nope")), Err(Error::NotInstalled(_))));
 }
+
+#[tokio::test]
+async fn an_install_that_fails_before_its_unit_is_written_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let web = id("web-1");
+    // The unit cannot be written (as on a full disk): a file where its directory goes.
+    let units = h.paths.units_dir();
+    std::fs::create_dir_all(units.parent().unwrap()).unwrap();
+    std::fs::write(&units, "").unwrap();
+    let body = r#"{"Image":"img","Ports":[{"Internal":8080}],"Environment":{"Variables":[{"Name":"A","Value":"1"}]}}"#;
+    h.install(&web, req(body), None).await.unwrap_err();
+    assert!(!h.is_installed(&web));
+    let ports = Ports::new(&h.paths, h.port_range);
+    assert!(ports.all().unwrap().is_empty(), "a port stayed reserved");
+    assert!(!h.paths.env_file(&web).exists());
+    assert!(!h.paths.spec_file(&web).exists());
+    // Once the disk is usable again, the same install works.
+    std::fs::remove_file(&units).unwrap();
+    h.install(&web, req(body), None).await.unwrap();
+    assert!(h.is_installed(&web));
+}
+
+#[tokio::test]
+async fn a_failed_first_install_keeps_an_environment_set_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let web = id("web-1");
+    let env = crate::container::environment::Environment::parse("A=kept\n").unwrap();
+    h.set_environment(&web, env, true).await.unwrap();
+    let units = h.paths.units_dir();
+    std::fs::create_dir_all(units.parent().unwrap()).unwrap();
+    std::fs::write(&units, "").unwrap();
+    h.install(&web, req(r#"{"Image":"img"}"#), None)
+        .await
+        .unwrap_err();
+    assert_eq!(h.environment(&web).unwrap().unwrap().render(), "A=kept\n");
+}
