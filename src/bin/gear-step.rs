@@ -12,6 +12,9 @@ use gear::id::ContainerId;
 use gear::netfilter::Iptables;
 use gear::paths::Paths;
 
+/// Where dockerd writes its process id (its default `--pidfile`).
+const DOCKER_PID_FILE: &str = "/run/docker.pid";
+
 /// Run one step of a container unit.
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -58,7 +61,10 @@ fn main() -> ExitCode {
                     let alive = move || main.is_none_or(step::process_alive);
                     step::started(&paths, &docker, &Iptables, id, alive).await
                 }
-                Step::Remove { id } => step::remove(&paths, &docker, id).await,
+                Step::Remove { id } => {
+                    let up = step::engine_running(std::path::Path::new(DOCKER_PID_FILE));
+                    step::remove(&paths, &docker, id, up).await
+                }
             }
         })
     });

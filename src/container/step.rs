@@ -52,14 +52,50 @@ pub async fn started(
 
 /// `ExecStopPost`: removes the container (usually `--rm` already has), then its marker, once
 /// the container is known to be gone.
-pub async fn remove(paths: &Paths, docker: &impl Docker, id: &ContainerId) -> anyhow::Result<()> {
-    docker.remove_container(&docker_name(id)).await?;
+///
+/// When the engine is down (`engine_up` false: dockerd was killed), nothing is asked of it:
+/// connecting to Docker's socket would start Docker, whose start waits for this very stop
+/// (its restart stops the container units first), so the stop would hang until its timeout.
+/// The marker stays, and the next [`prepare`] removes whatever is left. The same holds when
+/// the engine does not answer within [`ENGINE_PATIENCE`].
+pub async fn remove(
+    paths: &Paths,
+    docker: &impl Docker,
+    id: &ContainerId,
+    engine_up: bool,
+) -> anyhow::Result<()> {
+    if !engine_up {
+        log::warn!("Docker is not running; the next start removes what is left of {id}");
+        return Ok(());
+    }
+    match tokio::time::timeout(ENGINE_PATIENCE, docker.remove_container(&docker_name(id))).await {
+        Ok(result) => result?,
+        Err(_) => {
+            log::warn!(
+                "Docker did not answer within {ENGINE_PATIENCE:?}; the next start removes what is left of {id}"
+            );
+            return Ok(());
+        }
+    }
     let marker = paths.started_marker(id);
     match std::fs::remove_file(&marker) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("removing {}", marker.display()))
         }
         _ => Ok(()),
+    }
+}
+
+/// How long a stop waits for the engine to remove a container before leaving it to the next
+/// start.
+pub const ENGINE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the engine whose pid file is `pid_file` runs. A missing pid file says nothing (an
+/// engine set up otherwise): it counts as running, and [`ENGINE_PATIENCE`] bounds the wait.
+pub fn engine_running(pid_file: &Path) -> bool {
+    match std::fs::read_to_string(pid_file) {
+        Ok(text) => text.trim().parse().is_ok_and(process_alive),
+        Err(_) => true,
     }
 }
 
@@ -158,11 +194,40 @@ mod tests {
         let docker = FakeDocker::default();
         running(&docker, "ctr-web-1");
         prepare(&paths, &docker, &id).await.unwrap();
-        remove(&paths, &docker, &id).await.unwrap();
+        remove(&paths, &docker, &id, true).await.unwrap();
         assert_eq!(*docker.calls.lock().unwrap(), ["rm ctr-web-1"]);
         assert!(!paths.started_marker(&id).exists());
         // Removing again (no container, no marker) is fine.
-        remove(&paths, &docker, &id).await.unwrap();
+        remove(&paths, &docker, &id, true).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn with_the_engine_down_a_stop_asks_nothing_and_the_next_start_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let id: ContainerId = "web-1".parse().unwrap();
+        let docker = FakeDocker::default();
+        prepare(&paths, &docker, &id).await.unwrap();
+        remove(&paths, &docker, &id, false).await.unwrap();
+        assert!(
+            docker.calls.lock().unwrap().is_empty(),
+            "the engine was asked"
+        );
+        assert!(paths.started_marker(&id).exists(), "the marker must stay");
+        running(&docker, "ctr-web-1");
+        prepare(&paths, &docker, &id).await.unwrap();
+        assert_eq!(*docker.calls.lock().unwrap(), ["rm ctr-web-1"]);
+    }
+
+    #[test]
+    fn the_engine_runs_while_its_pid_file_names_a_live_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("docker.pid");
+        assert!(engine_running(&pid_file), "no pid file says nothing");
+        std::fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
+        assert!(engine_running(&pid_file));
+        std::fs::write(&pid_file, format!("{}\n", u32::MAX)).unwrap();
+        assert!(!engine_running(&pid_file), "a dead engine's pid file");
     }
 
     #[test]
