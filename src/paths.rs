@@ -80,6 +80,18 @@ impl Paths {
         self.env_dir().join(id.as_str())
     }
 
+    /// `/var/lib/containers/volumes` (mode 0700): the volumes containers own.
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.state_dir().join("volumes")
+    }
+
+    /// `/var/lib/containers/volumes/<id>` (mode 0700): the owned volumes of `id`, one
+    /// directory each, named after its path in the container (`/var/lib/pg` is
+    /// `var+lib+pg`). Kept when the container is deleted, unless asked otherwise.
+    pub fn container_volumes(&self, id: &ContainerId) -> PathBuf {
+        self.volumes_dir().join(id.as_str())
+    }
+
     /// `/var/lib/containers/ports`: one entry per reserved host port, named by the port.
     pub fn ports_dir(&self) -> PathBuf {
         self.state_dir().join("ports")

@@ -96,6 +96,7 @@ impl Error {
                 lifecycle::Error::Busy { .. } => StatusCode::CONFLICT,
                 lifecycle::Error::NotIdleable(_) => StatusCode::CONFLICT,
                 lifecycle::Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                lifecycle::Error::Volume(_) => StatusCode::BAD_REQUEST,
                 lifecycle::Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Error::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -4,9 +4,11 @@
 pub mod command;
 pub mod container;
 pub mod deploy;
+pub mod images;
 pub mod list;
 pub mod status;
 pub mod table;
+pub mod volumes;
 
 use std::future::Future;
 use std::time::Duration;

@@ -3,6 +3,7 @@
 pub mod environment;
 pub mod host;
 pub mod idling;
+pub mod images;
 pub mod lifecycle;
 pub mod linker;
 pub mod list;
@@ -11,6 +12,7 @@ pub mod logs;
 pub mod ports;
 pub mod spec;
 pub mod unit;
+pub mod volumes;
 
 use serde::{Deserialize, Serialize};
 
