@@ -103,6 +103,13 @@ impl Paths {
         self.root.join("run/gear/requests")
     }
 
+    /// `/run/gear/jobs` (mode 0700): the environment, output and exit status of each
+    /// running one-off job (`<unit>.env`, `<unit>.out`, `<unit>.exit`), removed when the
+    /// job's answer ends.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.root.join("run/gear/jobs")
+    }
+
     /// `/etc/gear/tokens`: bearer tokens that let other hosts use the agent (root only).
     pub fn tokens_file(&self) -> PathBuf {
         self.root.join("etc/gear/tokens")

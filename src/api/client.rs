@@ -147,6 +147,38 @@ impl Client {
         .await
     }
 
+    /// Runs a job (`POST /jobs`): its output goes to `on_output` as it comes; returns how
+    /// it ended.
+    pub async fn run_job(
+        &self,
+        req: &Request,
+        mut on_output: impl FnMut(&str),
+    ) -> anyhow::Result<crate::job::JobEnd> {
+        use crate::job::run::JobLine;
+        self.bounded(async {
+            let body = self.start_ok(req).await?;
+            let mut last = None;
+            crate::json_lines::for_each(body, |value| {
+                match serde_json::from_value::<JobLine>(value)? {
+                    JobLine::Output { output } => on_output(&output),
+                    JobLine::Alive {} => {}
+                    done => last = Some(done),
+                }
+                Ok(())
+            })
+            .await
+            .with_context(|| format!("{}: reading the answer", self.host))?;
+            match last {
+                Some(JobLine::Ended { ended }) => Ok(ended),
+                Some(JobLine::Failed { message, status }) => {
+                    Err(anyhow!("{}: {message} ({status})", self.host))
+                }
+                _ => Err(anyhow!("{}: the answer ended without a result", self.host)),
+            }
+        })
+        .await
+    }
+
     /// Runs `work` within the client's time limit.
     async fn bounded<T>(
         &self,

@@ -110,6 +110,14 @@ pub async fn execute<P: Parts>(host: &Arc<Host<P>>, req: Request) -> Result<Repl
         Request::Images => Reply::ok(&host.images().await?),
         Request::PruneImages => Reply::ok(&host.prune_images().await?),
         Request::PullImage(image) => Ok(images::pull_with_progress(host.clone(), image)),
+        Request::RunJob(job) => {
+            // Refusals (a mount, an image that cannot be pulled) are plain error answers.
+            let prepared = host.prepare_job(&job).await?;
+            Ok(Reply::Stream(
+                "application/x-ndjson",
+                crate::job::run::start(host.clone(), job, prepared),
+            ))
+        }
         Request::Volumes(only) => {
             let paths = host.paths.clone();
             let in_use = move |id: &ContainerId| {

@@ -40,6 +40,7 @@ struct LinksBody {
     links: Vec<ContainerLinks>,
 }
 use crate::idle::{IdleMode, IdlePolicy};
+use crate::job::JobRequest;
 
 /// One API operation, fully parsed and validated.
 // One value per HTTP request, never stored in bulk: the install body's size costs nothing.
@@ -86,6 +87,9 @@ pub enum Request {
     PullImage(Image),
     /// `POST /images/prune`: remove every image no container uses.
     PruneImages,
+    /// `POST /jobs` (body: [`JobRequest`]): run an image once as a transient unit; the
+    /// answer is JSON lines of its output, then how it ended.
+    RunJob(JobRequest),
     /// `GET /container/:id/status`: the container's systemd state and spec.
     Status(ContainerId),
     /// `GET /container/:id/ports`: the container's published ports.
@@ -215,6 +219,14 @@ impl Request {
                 Method::POST => Ok(Request::PruneImages),
                 _ => Err(not_allowed()),
             },
+            ["jobs"] => match *method {
+                Method::POST => {
+                    let job: JobRequest = json_body(body)?;
+                    job.check().map_err(|e| Error::BadRequest(e.to_string()))?;
+                    Ok(Request::RunJob(job))
+                }
+                _ => Err(not_allowed()),
+            },
             ["volumes"] => match *method {
                 Method::GET => Ok(Request::Volumes(None)),
                 _ => Err(not_allowed()),
@@ -272,6 +284,7 @@ impl Request {
             Request::Images => "/images",
             Request::PullImage(_) => "/images/pull",
             Request::PruneImages => "/images/prune",
+            Request::RunJob(_) => "/jobs",
             Request::Status(_) => "/container/:id/status",
             Request::Ports(_) => "/container/:id/ports",
             Request::Start(_) => "/container/:id/started",
@@ -311,6 +324,9 @@ impl Request {
             Request::Images,
             Request::PullImage("busybox:latest".parse().expect("a valid image")),
             Request::PruneImages,
+            Request::RunJob(JobRequest::new(
+                "gear-test/httpd".parse().expect("a valid image"),
+            )),
             Request::Status(id.clone()),
             Request::Ports(id.clone()),
             Request::Start(id.clone()),
@@ -363,7 +379,8 @@ impl Request {
             Request::Restart(_)
             | Request::SetLinks(_)
             | Request::PullImage(_)
-            | Request::PruneImages => Method::POST,
+            | Request::PruneImages
+            | Request::RunJob(_) => Method::POST,
             Request::Delete { .. } | Request::StopAll => Method::DELETE,
             Request::Idle { .. }
             | Request::SetIdlePolicy {
@@ -392,6 +409,7 @@ impl Request {
             Request::Images => "/images".into(),
             Request::PullImage(_) => "/images/pull".into(),
             Request::PruneImages => "/images/prune".into(),
+            Request::RunJob(_) => "/jobs".into(),
             Request::Status(id) => format!("/container/{id}/status"),
             Request::Ports(id) => format!("/container/{id}/ports"),
             Request::Start(id) => format!("/container/{id}/started"),
@@ -422,6 +440,7 @@ impl Request {
         match self {
             Request::Install { body, .. } => serde_json::to_vec(body).ok(),
             Request::SetEnvironment { body, .. } => serde_json::to_vec(body).ok(),
+            Request::RunJob(job) => serde_json::to_vec(job).ok(),
             Request::PullImage(image) => serde_json::to_vec(&PullBody {
                 image: image.clone(),
             })

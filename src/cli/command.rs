@@ -25,9 +25,10 @@ use crate::locator::{HostAddr, Locator};
 #[derive(Debug, Parser)]
 #[command(version, propagate_version = true)]
 pub struct Cli {
-    /// How long one agent may take to answer.
-    #[arg(long, global = true, default_value = "60s", value_parser = crate::duration::parse)]
-    pub timeout: Duration,
+    /// How long one agent may take to answer (default 60s). For `gear run`: how long the
+    /// job may run before it is stopped (no limit by default).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub timeout: Option<Duration>,
     /// More logging on stderr (repeat for more). Long only: `-v` names a volume, as in
     /// geard and docker.
     #[arg(long, global = true, action = clap::ArgAction::Count)]
@@ -151,6 +152,12 @@ pub enum Command {
         #[arg(long)]
         volumes: bool,
     },
+    /// Run IMAGE once on HOST as a transient systemd unit (not an installed container),
+    /// printing its output as it comes; exits with its exit code (124 after --timeout).
+    ///
+    /// Nothing is left behind: no unit, no Docker container, after it ends, fails, times out
+    /// or is interrupted (Ctrl-C stops it).
+    Run(super::job::RunArgs),
     /// List the images on hosts: id, tags, size, build time, and the containers using each.
     Images {
         /// Hosts (default: localhost).
@@ -314,10 +321,13 @@ impl InstallArgs {
     }
 }
 
+/// How long one agent may take to answer, unless `--timeout` says otherwise.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs one command; `Ok(false)` when some host or container failed (already reported).
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     let remote = Remote {
-        timeout: cli.timeout,
+        timeout: cli.timeout.unwrap_or(ANSWER_TIMEOUT),
         token: token()?,
     };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
@@ -385,7 +395,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 timeout: follow_for,
             };
             // The agent ends the answer at the timeout; allow it time to get there.
-            let client = crate::api::Client::new(locator.host.clone(), follow_for + cli.timeout)
+            let client = crate::api::Client::new(locator.host.clone(), follow_for + remote.timeout)
                 .with_token(remote.token.clone());
             client
                 .stream_to(
@@ -527,6 +537,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             )
             .await
         }
+        Command::Run(args) => super::job::run(&remote, args, cli.timeout).await,
         Command::Images { mut hosts, json } => {
             if hosts.is_empty() {
                 hosts.push(HostAddr::localhost());

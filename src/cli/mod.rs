@@ -5,6 +5,7 @@ pub mod command;
 pub mod container;
 pub mod deploy;
 pub mod images;
+pub mod job;
 pub mod list;
 pub mod status;
 pub mod table;

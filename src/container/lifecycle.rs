@@ -213,7 +213,7 @@ impl<P: Parts> Host<P> {
         })
     }
 
-    async fn pull_if_missing(
+    pub(crate) async fn pull_if_missing(
         &self,
         image: &Image,
         progress: Option<&UnboundedSender<String>>,

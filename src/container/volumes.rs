@@ -38,6 +38,14 @@ pub enum VolumeError {
     /// An owned volume's path has a '+', the separator of its directory name.
     #[error("owned volume path '{0}' may not contain '+'")]
     OwnedPlus(String),
+    /// A one-off job asked for an owned volume.
+    #[error(
+        "a job owns no volume ({0}): mount a host path (HOSTPATH:{0}) or a container's volumes (--volumes-from)"
+    )]
+    JobOwned(String),
+    /// `--volumes-from` names a container that owns no volume.
+    #[error("container {0} owns no volume")]
+    NoneOwned(String),
     /// Two volumes are mounted at one path.
     #[error("two volumes are mounted at {0}")]
     Duplicate(String),

@@ -5,7 +5,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::OnceCell;
 use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
 
-use super::{Action, JobResult, Systemd, UnitDetails, UnitInfo, UnitState};
+use super::{Action, JobResult, Property, Systemd, UnitDetails, UnitInfo, UnitState};
 
 /// The system bus, connected on first use and shared by every call to PID 1.
 ///
@@ -187,6 +187,50 @@ impl Systemd for Dbus {
             .reload()
             .await
             .context("reloading systemd (daemon-reload)")
+    }
+
+    async fn start_transient(
+        &self,
+        name: &str,
+        properties: &[Property],
+    ) -> anyhow::Result<JobResult> {
+        use zbus::{OwnedVariant, Variant};
+        let manager = self.manager().await?;
+        let mut removed = manager
+            .receive_job_removed()
+            .await
+            .context("subscribing to systemd job signals")?;
+        let props = properties
+            .iter()
+            .map(|p| {
+                let (key, value) = match p {
+                    Property::Str(k, v) => (k, Variant::from(v.clone())),
+                    Property::Bool(k, v) => (k, Variant::from(*v)),
+                    Property::U64(k, v) => (k, Variant::from(*v)),
+                    // a(sasb): path, argv, ignore failure.
+                    Property::Exec(k, argv, ignore) => {
+                        let path = argv.first().cloned().unwrap_or_default();
+                        (k, Variant::from(vec![(path, argv.clone(), *ignore)]))
+                    }
+                };
+                Ok((key.to_string(), OwnedVariant::try_from(value)?))
+            })
+            .collect::<zbus::Result<Vec<_>>>()
+            .context("encoding transient unit properties")?;
+        let job = manager
+            .start_transient_unit(name.to_string(), "fail".to_string(), props, vec![])
+            .await
+            .with_context(|| format!("asking systemd to start transient unit {name}"))?;
+        while let Some(signal) = removed.next().await {
+            let args = signal.args().context("reading a JobRemoved signal")?;
+            if *args.job() == job {
+                return Ok(match args.result().as_str() {
+                    "done" => JobResult::Done,
+                    other => JobResult::Other(other.to_string()),
+                });
+            }
+        }
+        anyhow::bail!("the system bus closed while waiting for the start of {name}")
     }
 
     async fn enable(&self, name: &str) -> anyhow::Result<()> {

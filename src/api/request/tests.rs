@@ -48,6 +48,12 @@ fn every_request_round_trips_through_http() {
         Request::Images,
         Request::PullImage("reg:5000/a/b:1".parse().unwrap()),
         Request::PruneImages,
+        Request::RunJob(
+            serde_json::from_str(
+                r#"{"Image":"a","Arguments":["x"],"Volumes":[{"Source":"/srv","Target":"/s"}],"VolumesFrom":"db-1","Timeout":"5s"}"#,
+            )
+            .unwrap(),
+        ),
         Request::Status(id.clone()),
         Request::Ports(id.clone()),
         Request::Start(id.clone()),
