@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Images against a real Docker: gear pull from a registry on the machine's loopback (static
-# files served by busybox httpd: no registry outside is reachable), with progress; a failed
+# Images against a real Docker: gear pull from a registry on the machine's loopback (files
+# served by a busybox nc handler: no registry outside is reachable), with progress; a failed
 # pull names the image; gear images says which containers use each image (a stopped gear
 # container, which has no Docker container, included); prune-images removes only the unused.
 set -euo pipefail
@@ -12,20 +12,40 @@ tb systemctl enable --now gear-api.socket container-active.target >/dev/null 2>&
 # Whatever happens, the machine gets its test images back for the tests after this one.
 trap '"$TESTBED" images "$MACHINE" >/dev/null 2>&1 || true' EXIT
 
-step "images of our own: one to pull, one unused, one a plain Docker container uses"
-for name in topull unused other; do
+step "images of our own: one to pull (with a layer of its own), one unused, one a plain Docker container uses"
+printf 'FROM gear-test/httpd:latest\nRUN echo pulled > /pulled\n' | tb docker build -q -t gear-test/topull:1 - >/dev/null
+for name in unused other; do
   printf 'FROM gear-test/httpd:latest\nLABEL gear.test=%s\n' "$name" | tb docker build -q -t "gear-test/$name:1" - >/dev/null
 done
 tb docker create --name other-ctr gear-test/other:1 >/dev/null
 
-step "a registry on 127.0.0.1:5000 serving gear-test/topull:1 as gear-test/pulled:1.mf"
-# Docker treats 127.0.0.0/8 registries as plain HTTP. The manifest's tag ends in .mf so that
-# busybox httpd sends it with the manifest media type (it picks types by file suffix).
+step "a registry on 127.0.0.1:5000 serving gear-test/topull:1 as gear-test/pulled:1"
+# Docker talks plain HTTP to 127.0.0.0/8 registries. Each connection runs this handler
+# (busybox nc -ll -e): files under /srv/registry, manifests with their media type.
+tb sh -c 'cat > /srv/registry.sh && chmod +x /srv/registry.sh' <<'HANDLER'
+#!/bin/sh
+read -r method path _
+while read -r line; do [ "$(printf %s "$line" | tr -d '\r')" ] || break; done
+file=/srv/registry$path
+[ "$path" = /v2/ ] && file=/srv/registry/v2/index.json
+case "$path" in
+  */manifests/*) type=application/vnd.docker.distribution.manifest.v2+json ;;
+  *) type=application/octet-stream ;;
+esac
+if [ -f "$file" ]; then
+  printf 'HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %s\r\nConnection: close\r\n\r\n' "$type" "$(stat -c %s "$file")"
+  [ "$method" = HEAD ] || cat "$file"
+else
+  body='{"errors":[{"code":"MANIFEST_UNKNOWN","message":"not here"}]}'
+  printf 'HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' "${#body}" "$body"
+fi
+HANDLER
+# The manifest is stored under its tag and its digest (Docker asks for both).
 tbsh '
 set -e
-R=/srv/registry; B=$R/v2/gear-test/pulled/blobs
-rm -rf $R /tmp/save; mkdir -p $R/v2/gear-test/pulled/manifests $B /tmp/save
-echo ok > $R/v2/index.html
+R=/srv/registry; M=$R/v2/gear-test/pulled/manifests B=$R/v2/gear-test/pulled/blobs
+rm -rf $R /tmp/save; mkdir -p $M $B /tmp/save
+echo "{}" > $R/v2/index.json
 docker save gear-test/topull:1 | tar -x -C /tmp/save
 cd /tmp/save
 cfg=$(sed -n "s/.*\"Config\":\"\([^\"]*\)\".*/\1/p" manifest.json)
@@ -36,21 +56,23 @@ for l in $(sed -n "s/.*\"Layers\":\[\([^]]*\)\].*/\1/p" manifest.json | tr -d "\
   layers="$layers${layers:+,}{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\"size\":$(stat -c %s "$l.gz"),\"digest\":\"sha256:$(blob "$l.gz")\"}"
 done
 printf "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"size\":%s,\"digest\":\"sha256:%s\"},\"layers\":[%s]}" \
-  "$(stat -c %s "$cfg")" "$(blob "$cfg")" "$layers" > $R/v2/gear-test/pulled/manifests/1.mf
-echo ".mf:application/vnd.docker.distribution.manifest.v2+json" > /srv/registry.conf
-busybox httpd -f -p 127.0.0.1:5000 -h $R -c /srv/registry.conf </dev/null >/dev/null 2>&1 &
+  "$(stat -c %s "$cfg")" "$(blob "$cfg")" "$layers" > $M/1
+cp $M/1 "$M/sha256:$(sha256sum $M/1 | cut -d" " -f1)"
+busybox nc -ll -p 5000 -e /srv/registry.sh </dev/null >/dev/null 2>&1 &
 echo $! > /run/gear-test-registry.pid
 '
 tb docker rmi gear-test/topull:1 >/dev/null
+wait_until 5 "$TESTBED" exec "$MACHINE" curl -fsS http://127.0.0.1:5000/v2/
 
 step "gear pull shows progress and ends with the image's id"
-image=127.0.0.1:5000/gear-test/pulled:1.mf
-tb gear pull "$image" localhost >/tmp/gear-pull.out 2>/tmp/gear-pull.err || { cat /tmp/gear-pull.err; fail "pull failed"; }
-cat /tmp/gear-pull.err
-assert_contains "$(cat /tmp/gear-pull.err)" "localhost: "
-grep -q "Pull complete\|Already exists\|Download complete" /tmp/gear-pull.err || fail "no layer progress"
+image=127.0.0.1:5000/gear-test/pulled:1
+pull_out=$(mktemp) pull_err=$(mktemp)
+trap 'rm -f "$pull_out" "$pull_err"; "$TESTBED" images "$MACHINE" >/dev/null 2>&1 || true' EXIT
+tb gear pull "$image" localhost >"$pull_out" 2>"$pull_err" || { cat "$pull_err"; fail "pull failed"; }
+cat "$pull_err"
+grep -q "^localhost: [0-9a-f]* Pull complete" "$pull_err" || fail "no layer progress"
 id=$(tb docker image inspect -f '{{.Id}}' "$image")
-assert_eq "localhost: pulled $image ($id)" "$(cat /tmp/gear-pull.out)"
+assert_eq "localhost: pulled $image ($id)" "$(cat "$pull_out")"
 
 step "a pull that cannot succeed names the image and fails"
 if out=$(tb gear pull 127.0.0.1:5000/gear-test/nosuch:1 localhost 2>&1); then fail "pull of a missing image succeeded"; fi
