@@ -15,10 +15,10 @@ tb mkdir -p /srv/site /srv/drop
 tb sh -c 'echo "from the host" > /srv/site/index.html'
 
 step "install with an owned volume, a read-only and a read-write bind mount"
-out=$(tb gear install gear-test/httpd:latest localhost/vol-1 --start -p 8080:18100 \
+out=$(tb gear install gear-test/httpd:latest localhost/vol-1 --start -p 8080:18600 \
   -v /data -v /srv/site:/www:ro -v /srv/drop:/drop)
 assert_contains "$out" "localhost/vol-1: installed and started"
-assert_eq "from the host" "$(tb curl -fsS http://127.0.0.1:18100/)"
+assert_eq "from the host" "$(tb curl -fsS http://127.0.0.1:18600/)"
 tb test -d /var/lib/containers/volumes/vol-1/data || fail "no owned directory"
 tb docker exec ctr-vol-1 sh -c 'echo precious > /data/file'
 assert_eq precious "$(tb cat /var/lib/containers/volumes/vol-1/data/file)"
@@ -39,11 +39,11 @@ tb gear restart localhost/vol-1 >/dev/null
 assert_eq precious "$(tb docker exec ctr-vol-1 cat /data/file)"
 
 step "a re-install with another image tag and no -v keeps the volumes"
-tb gear install gear-test/httpd:v2 localhost/vol-1 -p 8080:18100 >/dev/null
+tb gear install gear-test/httpd:v2 localhost/vol-1 -p 8080:18600 >/dev/null
 tb gear restart localhost/vol-1 >/dev/null
 assert_eq gear-test/httpd:v2 "$(tb docker inspect -f '{{.Config.Image}}' ctr-vol-1)"
 assert_eq precious "$(tb docker exec ctr-vol-1 cat /data/file)"
-assert_eq "from the host" "$(tb curl -fsS http://127.0.0.1:18100/)"
+assert_eq "from the host" "$(tb curl -fsS http://127.0.0.1:18600/)"
 
 step "gear volumes lists the owned volume with its size"
 out=$(tb gear volumes localhost/vol-1)
@@ -90,12 +90,12 @@ out=$(tb gear delete localhost/vol-1)
 assert_eq "localhost/vol-1: deleted; kept volumes /data (gear delete --volumes removes them)" "$out"
 assert_eq precious "$(tb cat /var/lib/containers/volumes/vol-1/data/file)"
 grep -Eq '^localhost +vol-1 +/data +8.0K +no ' <<<"$(tb gear volumes localhost)" || fail "kept volume not listed"
-tb gear install gear-test/httpd:latest localhost/vol-1 --start -p 8080:18100 -v /data -v /srv/site:/www:ro >/dev/null
+tb gear install gear-test/httpd:latest localhost/vol-1 --start -p 8080:18600 -v /data -v /srv/site:/www:ro >/dev/null
 assert_eq precious "$(tb docker exec ctr-vol-1 cat /data/file)"
 
 step "a reboot: the container comes back with its data"
 "$TESTBED" reboot "$MACHINE"
-wait_until 60 "$TESTBED" exec "$MACHINE" curl -fsS http://127.0.0.1:18100/
+wait_until 60 "$TESTBED" exec "$MACHINE" curl -fsS http://127.0.0.1:18600/
 assert_eq precious "$(tb docker exec ctr-vol-1 cat /data/file)"
 
 step "delete --volumes removes the data"
