@@ -61,7 +61,23 @@ pub trait Docker: Send + Sync + 'static {
     fn pause(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Thaws them (`docker unpause`).
     fn unpause(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// The images present.
+    fn list_images(&self) -> impl Future<Output = anyhow::Result<Vec<DockerImage>>> + Send;
+    /// The id of image `reference`; `None` if it is not present.
+    fn image_id(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
+    /// Every Docker container, running or not, as (name, id of its image).
+    fn container_images(
+        &self,
+    ) -> impl Future<Output = anyhow::Result<Vec<(String, String)>>> + Send;
+    /// Removes image `id` and its tags; `false` if a container uses it (nothing removed).
+    fn remove_image(&self, id: &str) -> impl Future<Output = anyhow::Result<bool>> + Send;
 }
+
+mod images;
+pub use images::DockerImage;
 
 /// What `GET /containers/:name/json` says of a container that gear needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,7 +170,7 @@ fn encode(s: &str) -> String {
 
 impl DockerApi {
     /// Sends one request; returns the status and the response body (not yet read).
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -185,7 +201,7 @@ impl DockerApi {
     }
 
     /// Docker's `{"message": ...}` of a failed call.
-    async fn message(body: hyper::body::Incoming) -> String {
+    pub(crate) async fn message(body: hyper::body::Incoming) -> String {
         let bytes = body
             .collect()
             .await
@@ -385,6 +401,22 @@ impl Docker for DockerApi {
         self.post_ok(&format!("/containers/{name}/unpause"), "unpausing", name)
             .await
     }
+
+    async fn list_images(&self) -> anyhow::Result<Vec<DockerImage>> {
+        images::list(self).await
+    }
+
+    async fn image_id(&self, reference: &str) -> anyhow::Result<Option<String>> {
+        images::id_of(self, reference).await
+    }
+
+    async fn container_images(&self) -> anyhow::Result<Vec<(String, String)>> {
+        images::container_images(self).await
+    }
+
+    async fn remove_image(&self, id: &str) -> anyhow::Result<bool> {
+        images::remove(self, id).await
+    }
 }
 
 impl DockerApi {
@@ -423,6 +455,13 @@ pub mod fake {
         pub calls: Mutex<Vec<String>>,
         /// Containers `inspect` finds, by name.
         pub containers: Mutex<std::collections::BTreeMap<String, ContainerInfo>>,
+        /// Docker containers and the image id each uses (`container_images`).
+        pub container_images: Mutex<Vec<(String, String)>>,
+    }
+
+    /// The id the fake gives image `reference`.
+    pub fn fake_id(reference: &str) -> String {
+        format!("sha256:{reference}")
     }
 
     impl Docker for FakeDocker {
@@ -493,6 +532,43 @@ pub mod fake {
                 c.paused = false;
             }
             Ok(())
+        }
+
+        async fn list_images(&self) -> anyhow::Result<Vec<super::DockerImage>> {
+            let images = self.images.lock().unwrap();
+            Ok(images
+                .iter()
+                .map(|r| super::DockerImage {
+                    id: fake_id(r),
+                    tags: vec![r.clone()],
+                    bytes: 1000,
+                    created: 0,
+                })
+                .collect())
+        }
+
+        async fn image_id(&self, reference: &str) -> anyhow::Result<Option<String>> {
+            let images = self.images.lock().unwrap();
+            Ok(images.contains(reference).then(|| fake_id(reference)))
+        }
+
+        async fn container_images(&self) -> anyhow::Result<Vec<(String, String)>> {
+            Ok(self.container_images.lock().unwrap().clone())
+        }
+
+        async fn remove_image(&self, id: &str) -> anyhow::Result<bool> {
+            self.calls.lock().unwrap().push(format!("rmi {id}"));
+            if self
+                .container_images
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, i)| i == id)
+            {
+                return Ok(false);
+            }
+            self.images.lock().unwrap().retain(|r| fake_id(r) != id);
+            Ok(true)
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod duration;
 pub mod id;
 pub mod idle;
 pub mod idler;
+pub mod job;
 pub mod json_lines;
 pub mod links;
 pub mod locator;

@@ -80,6 +80,18 @@ impl Paths {
         self.env_dir().join(id.as_str())
     }
 
+    /// `/var/lib/containers/volumes` (mode 0700): the volumes containers own.
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.state_dir().join("volumes")
+    }
+
+    /// `/var/lib/containers/volumes/<id>` (mode 0700): the owned volumes of `id`, one
+    /// directory each, named after its path in the container (`/var/lib/pg` is
+    /// `var+lib+pg`). Kept when the container is deleted, unless asked otherwise.
+    pub fn container_volumes(&self, id: &ContainerId) -> PathBuf {
+        self.volumes_dir().join(id.as_str())
+    }
+
     /// `/var/lib/containers/ports`: one entry per reserved host port, named by the port.
     pub fn ports_dir(&self) -> PathBuf {
         self.state_dir().join("ports")
@@ -95,6 +107,13 @@ impl Paths {
     /// `gear-api.socket`), which the CLI prefers for `localhost`.
     pub fn api_socket(&self) -> PathBuf {
         self.root.join("run/gear/api.sock")
+    }
+
+    /// `/run/gear/jobs` (mode 0700): the environment, output and exit status of each
+    /// running one-off job (`<unit>.env`, `<unit>.out`, `<unit>.exit`), removed when the
+    /// job's answer ends.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.root.join("run/gear/jobs")
     }
 
     /// `/etc/gear/tokens`: bearer tokens that let other hosts use the agent (root only).

@@ -136,6 +136,70 @@ impl Client {
         .await
     }
 
+    /// Sends a pull (`POST /images/pull`), whose answer is JSON lines: each progress line
+    /// goes to `on_progress`; the result is returned, or turned into an error with the
+    /// agent's message and status.
+    pub async fn pull_with_progress(
+        &self,
+        req: &Request,
+        mut on_progress: impl FnMut(&str),
+    ) -> anyhow::Result<crate::api::reply::Pulled> {
+        use crate::api::handle::PullLine;
+        self.bounded(async {
+            let body = self.start_ok(req).await?;
+            let mut last = None;
+            crate::json_lines::for_each(body, |value| {
+                match serde_json::from_value::<PullLine>(value)? {
+                    PullLine::Progress { progress } => on_progress(&progress),
+                    done => last = Some(done),
+                }
+                Ok(())
+            })
+            .await
+            .with_context(|| format!("{}: reading the answer", self.host))?;
+            match last {
+                Some(PullLine::Pulled { pulled }) => Ok(pulled),
+                Some(PullLine::Failed { message, status }) => {
+                    Err(anyhow!("{}: {message} ({status})", self.host))
+                }
+                _ => Err(anyhow!("{}: the answer ended without a result", self.host)),
+            }
+        })
+        .await
+    }
+
+    /// Runs a job (`POST /jobs`): its output goes to `on_output` as it comes; returns how
+    /// it ended.
+    pub async fn run_job(
+        &self,
+        req: &Request,
+        mut on_output: impl FnMut(&str),
+    ) -> anyhow::Result<crate::job::JobEnd> {
+        use crate::job::run::JobLine;
+        self.bounded(async {
+            let body = self.start_ok(req).await?;
+            let mut last = None;
+            crate::json_lines::for_each(body, |value| {
+                match serde_json::from_value::<JobLine>(value)? {
+                    JobLine::Output { output } => on_output(&output),
+                    JobLine::Alive {} => {}
+                    done => last = Some(done),
+                }
+                Ok(())
+            })
+            .await
+            .with_context(|| format!("{}: reading the answer", self.host))?;
+            match last {
+                Some(JobLine::Ended { ended }) => Ok(ended),
+                Some(JobLine::Failed { message, status }) => {
+                    Err(anyhow!("{}: {message} ({status})", self.host))
+                }
+                _ => Err(anyhow!("{}: the answer ended without a result", self.host)),
+            }
+        })
+        .await
+    }
+
     /// Runs `work` within the client's time limit.
     async fn bounded<T>(
         &self,

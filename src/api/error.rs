@@ -111,6 +111,7 @@ impl Error {
                 lifecycle::Error::Busy(_) => StatusCode::CONFLICT,
                 lifecycle::Error::NotIdleable(_) => StatusCode::CONFLICT,
                 lifecycle::Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                lifecycle::Error::Volume(_) => StatusCode::BAD_REQUEST,
                 lifecycle::Error::Host(e) => host_status(e),
             },
             Error::Host(e) => host_status(e),

@@ -17,7 +17,8 @@ use crate::container::environment::Environment;
 use crate::container::host::{Host, Parts};
 use crate::container::lifecycle::{self, LinksSet};
 use crate::container::logs::{self, LogStream};
-use crate::container::spec::InstallRequest;
+use crate::container::spec::{ContainerSpec, InstallRequest};
+use crate::container::volumes;
 use crate::container::{self, ContainerState};
 use crate::id::ContainerId;
 use crate::systemd::Systemd;
@@ -97,9 +98,47 @@ pub async fn execute<P: Parts>(host: &Arc<Host<P>>, req: Request) -> Result<Repl
         Request::StopAll => Reply::ok(&reply::Stopped {
             stopped: host.stop_all().await?,
         }),
-        Request::Delete(id) => {
-            host.delete(&id).await?;
-            Reply::ok(&reply::Deleted { id, deleted: true })
+        Request::Delete { id, volumes } => {
+            let left = host.delete(&id, volumes).await?;
+            Reply::ok(&reply::Deleted {
+                id,
+                deleted: true,
+                kept_volumes: left.kept,
+                removed_volumes: left.removed,
+            })
+        }
+        Request::Images => Reply::ok(&host.images().await?),
+        Request::PruneImages => Reply::ok(&host.prune_images().await?),
+        Request::PullImage(image) => Ok(images::pull_with_progress(host.clone(), image)),
+        Request::RunJob(job) => {
+            // Refusals (a mount, an image that cannot be pulled) are plain error answers.
+            let prepared = host.prepare_job(&job).await?;
+            Ok(Reply::Stream(
+                "application/x-ndjson",
+                crate::job::run::start(host.clone(), job, prepared),
+            ))
+        }
+        Request::Volumes(only) => {
+            let paths = host.paths.clone();
+            let in_use = move |id: &ContainerId| {
+                let spec = ContainerSpec::load(&paths, id).ok()?;
+                paths.unit_file(id).exists().then(|| {
+                    spec.volumes
+                        .into_iter()
+                        .filter(|v| v.source.is_none())
+                        .map(|v| v.target)
+                        .collect()
+                })
+            };
+            let paths = host.paths.clone();
+            // Sizes walk the directories: off the agent's one thread.
+            let list = tokio::task::spawn_blocking(move || {
+                volumes::store::list(&paths, only.as_ref(), in_use)
+            })
+            .await
+            .map_err(|e| Error::Host(e.into()))?
+            .map_err(Error::Host)?;
+            Reply::ok(&list)
         }
         Request::Status(id) => status(host, &id).await,
         Request::Ports(id) => Reply::ok(&reply::Ports {
@@ -189,10 +228,10 @@ fn install_with_progress<P: Parts>(
 }
 
 /// Counts one operation in [`Host::detached`] while it lives.
-struct Detached(Arc<AtomicUsize>);
+pub(crate) struct Detached(Arc<AtomicUsize>);
 
 impl Detached {
-    fn new(count: &Arc<AtomicUsize>) -> Detached {
+    pub(crate) fn new(count: &Arc<AtomicUsize>) -> Detached {
         count.fetch_add(1, Ordering::SeqCst);
         Detached(count.clone())
     }
@@ -205,7 +244,7 @@ impl Drop for Detached {
 }
 
 /// The receiver as a stream that ends when every sender is gone.
-fn tokio_stream_from(
+pub(crate) fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> impl futures_util::Stream<Item = String> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
@@ -237,5 +276,7 @@ async fn status<P: Parts>(host: &Host<P>, id: &ContainerId) -> Result<Reply, Err
     })
 }
 
+mod images;
+pub use images::PullLine;
 #[cfg(test)]
 mod tests;

@@ -5,9 +5,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::container::ContainerState;
+pub use crate::container::images::{ImageInfo, ImageList, Pruned, Pulled};
 pub use crate::container::lifecycle::Installed;
 use crate::container::ports::PortPair;
 use crate::container::spec::ContainerSpec;
+use crate::container::volumes::MountPath;
+pub use crate::container::volumes::store::{VolumeInfo, VolumeList};
 use crate::id::ContainerId;
 use crate::idle::IdleMode;
 
@@ -78,6 +81,12 @@ pub struct Deleted {
     pub id: ContainerId,
     /// Always true.
     pub deleted: bool,
+    /// Its owned volumes left on disk (without `?volumes=1`), by path in the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_volumes: Vec<MountPath>,
+    /// Its owned volumes removed (with `?volumes=1`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_volumes: Vec<MountPath>,
 }
 
 /// One line of `PUT /container/:id?progress=1`: progress while it runs, then the result.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::container::environment::EnvironmentBody;
 use crate::container::logs::LogOptions;
-use crate::container::spec::InstallRequest;
+use crate::container::spec::{Image, InstallRequest};
 use crate::id::ContainerId;
 use crate::links::NetworkLink;
 
@@ -26,6 +26,13 @@ pub struct ContainerLinks {
     pub network_links: Vec<NetworkLink>,
 }
 
+/// The body of `POST /images/pull`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct PullBody {
+    image: Image,
+}
+
 /// The body of `POST /containers/links`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -33,8 +40,11 @@ struct LinksBody {
     links: Vec<ContainerLinks>,
 }
 use crate::idle::{IdleMode, IdlePolicy};
+use crate::job::JobRequest;
 
 /// One API operation, fully parsed and validated.
+// One value per HTTP request, never stored in bulk: the install body's size costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     /// `GET /containers[?all=1]`: the containers systemd has loaded; with `all`, also the
@@ -59,8 +69,27 @@ pub enum Request {
         /// Answer with progress lines (`{"Progress": ...}`) before the result.
         progress: bool,
     },
-    /// `DELETE /container/:id`: stop and remove a container and everything it owns.
-    Delete(ContainerId),
+    /// `DELETE /container/:id[?volumes=1]`: stop and remove a container and everything it
+    /// owns; its owned volumes only with `volumes`.
+    Delete {
+        /// The container.
+        id: ContainerId,
+        /// Remove its owned volumes too.
+        volumes: bool,
+    },
+    /// `GET /volumes` or `GET /volumes/:id`: the owned volumes on the host (or of one
+    /// container, installed or deleted), with their sizes.
+    Volumes(Option<ContainerId>),
+    /// `GET /images`: the images on the host, and which containers use each.
+    Images,
+    /// `POST /images/pull` (body `{"Image": "busybox:latest"}`): pull an image; the answer
+    /// is JSON lines of progress, then the result.
+    PullImage(Image),
+    /// `POST /images/prune`: remove every image no container uses.
+    PruneImages,
+    /// `POST /jobs` (body: [`JobRequest`]): run an image once as a transient unit; the
+    /// answer is JSON lines of its output, then how it ended.
+    RunJob(JobRequest),
     /// `GET /container/:id/status`: the container's systemd state and spec.
     Status(ContainerId),
     /// `GET /container/:id/ports`: the container's published ports.
@@ -171,10 +200,41 @@ impl Request {
                             progress: query_flag(query, "progress", false)?,
                         })
                     }
-                    Method::DELETE => Ok(Request::Delete(id)),
+                    Method::DELETE => Ok(Request::Delete {
+                        id,
+                        volumes: query_flag(query, "volumes", false)?,
+                    }),
                     _ => Err(not_allowed()),
                 }
             }
+            ["images"] => match *method {
+                Method::GET => Ok(Request::Images),
+                _ => Err(not_allowed()),
+            },
+            ["images", "pull"] => match *method {
+                Method::POST => Ok(Request::PullImage(json_body::<PullBody>(body)?.image)),
+                _ => Err(not_allowed()),
+            },
+            ["images", "prune"] => match *method {
+                Method::POST => Ok(Request::PruneImages),
+                _ => Err(not_allowed()),
+            },
+            ["jobs"] => match *method {
+                Method::POST => {
+                    let job: JobRequest = json_body(body)?;
+                    job.check().map_err(|e| Error::BadRequest(e.to_string()))?;
+                    Ok(Request::RunJob(job))
+                }
+                _ => Err(not_allowed()),
+            },
+            ["volumes"] => match *method {
+                Method::GET => Ok(Request::Volumes(None)),
+                _ => Err(not_allowed()),
+            },
+            ["volumes", id] => match *method {
+                Method::GET => Ok(Request::Volumes(Some(id.parse()?))),
+                _ => Err(not_allowed()),
+            },
             ["container", id, action] => {
                 let id: ContainerId = id.parse()?;
                 match (action, method.clone()) {
@@ -218,7 +278,13 @@ impl Request {
         let path = match self {
             Request::ListContainers { .. } | Request::StopAll => "/containers",
             Request::SetLinks(_) => "/containers/links",
-            Request::Install { .. } | Request::Delete(_) => "/container/:id",
+            Request::Install { .. } | Request::Delete { .. } => "/container/:id",
+            Request::Volumes(None) => "/volumes",
+            Request::Volumes(Some(_)) => "/volumes/:id",
+            Request::Images => "/images",
+            Request::PullImage(_) => "/images/pull",
+            Request::PruneImages => "/images/prune",
+            Request::RunJob(_) => "/jobs",
             Request::Status(_) => "/container/:id/status",
             Request::Ports(_) => "/container/:id/ports",
             Request::Start(_) => "/container/:id/started",
@@ -249,7 +315,18 @@ impl Request {
                 body: InstallRequest::new(image),
                 progress: false,
             },
-            Request::Delete(id.clone()),
+            Request::Delete {
+                id: id.clone(),
+                volumes: false,
+            },
+            Request::Volumes(None),
+            Request::Volumes(Some(id.clone())),
+            Request::Images,
+            Request::PullImage("busybox:latest".parse().expect("a valid image")),
+            Request::PruneImages,
+            Request::RunJob(JobRequest::new(
+                "gear-test/httpd".parse().expect("a valid image"),
+            )),
             Request::Status(id.clone()),
             Request::Ports(id.clone()),
             Request::Start(id.clone()),
@@ -293,12 +370,18 @@ impl Request {
             | Request::Status(_)
             | Request::Ports(_)
             | Request::Log { .. }
-            | Request::GetEnvironment(_) => Method::GET,
+            | Request::GetEnvironment(_)
+            | Request::Volumes(_)
+            | Request::Images => Method::GET,
             Request::Install { .. } | Request::Start(_) | Request::Stop(_) => Method::PUT,
             Request::SetEnvironment { reset: true, .. } => Method::PUT,
             Request::SetEnvironment { reset: false, .. } => Method::PATCH,
-            Request::Restart(_) | Request::SetLinks(_) => Method::POST,
-            Request::Delete(_) | Request::StopAll => Method::DELETE,
+            Request::Restart(_)
+            | Request::SetLinks(_)
+            | Request::PullImage(_)
+            | Request::PruneImages
+            | Request::RunJob(_) => Method::POST,
+            Request::Delete { .. } | Request::StopAll => Method::DELETE,
             Request::Idle { .. }
             | Request::SetIdlePolicy {
                 policy: Some(_), ..
@@ -317,7 +400,16 @@ impl Request {
             Request::Install {
                 id, progress: true, ..
             } => format!("/container/{id}?progress=1"),
-            Request::Install { id, .. } | Request::Delete(id) => format!("/container/{id}"),
+            Request::Install { id, .. } | Request::Delete { id, volumes: false } => {
+                format!("/container/{id}")
+            }
+            Request::Delete { id, volumes: true } => format!("/container/{id}?volumes=1"),
+            Request::Volumes(None) => "/volumes".into(),
+            Request::Volumes(Some(id)) => format!("/volumes/{id}"),
+            Request::Images => "/images".into(),
+            Request::PullImage(_) => "/images/pull".into(),
+            Request::PruneImages => "/images/prune".into(),
+            Request::RunJob(_) => "/jobs".into(),
             Request::Status(id) => format!("/container/{id}/status"),
             Request::Ports(id) => format!("/container/{id}/ports"),
             Request::Start(id) => format!("/container/{id}/started"),
@@ -348,6 +440,11 @@ impl Request {
         match self {
             Request::Install { body, .. } => serde_json::to_vec(body).ok(),
             Request::SetEnvironment { body, .. } => serde_json::to_vec(body).ok(),
+            Request::RunJob(job) => serde_json::to_vec(job).ok(),
+            Request::PullImage(image) => serde_json::to_vec(&PullBody {
+                image: image.clone(),
+            })
+            .ok(),
             Request::SetLinks(links) => serde_json::to_vec(&LinksBody {
                 links: links.clone(),
             })
@@ -363,7 +460,10 @@ impl Request {
             | Request::StopAll
             | Request::Log { .. }
             | Request::GetEnvironment(_)
-            | Request::Delete(_)
+            | Request::Delete { .. }
+            | Request::Volumes(_)
+            | Request::Images
+            | Request::PruneImages
             | Request::Status(_)
             | Request::Ports(_)
             | Request::Start(_)

@@ -55,6 +55,10 @@ struct Cli {
     /// Host ports handed out when an install asks for port 0.
     #[arg(long, value_name = "FIRST-LAST", default_value = "4000-60000")]
     port_range: PortRange,
+    /// Allow bind mounts of /, /etc, /var/lib/containers, the Docker socket, and of
+    /// directories holding them (each hands a container the host).
+    #[arg(long)]
+    allow_system_mounts: bool,
     /// More logging on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -100,13 +104,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .into_iter()
             .map(gear::api::listener::Listener::from_std)
             .collect::<Result<Vec<_>, _>>()?;
-        let host: Host<System> = Host::new(
+        let mut host: Host<System> = Host::new(
             Paths::system(),
             Dbus::new(),
             DockerApi::default(),
             Iptables,
             cli.port_range,
         );
+        host.allow_system_mounts = cli.allow_system_mounts;
         serve(
             listeners,
             Arc::new(host),

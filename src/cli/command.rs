@@ -25,11 +25,13 @@ use crate::locator::{HostAddr, Locator};
 #[derive(Debug, Parser)]
 #[command(version, propagate_version = true)]
 pub struct Cli {
-    /// How long one agent may take to answer.
-    #[arg(long, global = true, default_value = "60s", value_parser = crate::duration::parse)]
-    pub timeout: Duration,
-    /// More logging on stderr (repeat for more).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// How long one agent may take to answer (default 60s). For `gear run`: how long the
+    /// job may run before it is stopped (no limit by default).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub timeout: Option<Duration>,
+    /// More logging on stderr (repeat for more). Long only: `-v` names a volume, as in
+    /// geard and docker.
+    #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
@@ -141,11 +143,54 @@ pub enum Command {
         #[arg(long)]
         reset: bool,
     },
-    /// Stop containers and remove them with everything they own (unit, ports, environment).
+    /// Stop containers and remove them with everything they own (unit, ports, environment);
+    /// their owned volumes are kept unless --volumes is given.
     Delete {
         /// Containers, as HOST[:PORT]/ID.
         #[arg(required = true)]
         locators: Vec<Locator>,
+        /// Remove their owned volumes too (also those an earlier delete kept).
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// Run IMAGE once on HOST as a transient systemd unit (not an installed container),
+    /// printing its output as it comes; exits with its exit code (124 after --timeout).
+    ///
+    /// Nothing is left behind: no unit, no Docker container, after it ends, fails, times out
+    /// or is interrupted (Ctrl-C stops it).
+    Run(super::job::RunArgs),
+    /// List the images on hosts: id, tags, size, build time, and the containers using each.
+    Images {
+        /// Hosts (default: localhost).
+        #[arg(value_name = "HOST[:PORT]")]
+        hosts: Vec<HostAddr>,
+        /// Print each agent's JSON answer, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull IMAGE on hosts (again, if present: a tag may have moved), showing progress.
+    Pull {
+        /// The image.
+        image: Image,
+        /// Hosts (default: localhost).
+        #[arg(value_name = "HOST[:PORT]")]
+        hosts: Vec<HostAddr>,
+    },
+    /// Remove the images no container uses (installed containers count, running or not).
+    PruneImages {
+        /// Hosts (default: localhost).
+        #[arg(value_name = "HOST[:PORT]")]
+        hosts: Vec<HostAddr>,
+    },
+    /// List the volumes containers own, with their size: every one on HOST, or those of
+    /// one container (installed, or deleted with its volumes kept) with HOST/ID.
+    Volumes {
+        /// Hosts (HOST[:PORT]) or containers (HOST[:PORT]/ID); default localhost.
+        #[arg(value_name = "HOST[/ID]")]
+        targets: Vec<super::volumes::Target>,
+        /// Print each agent's JSON answer, one per line.
+        #[arg(long)]
+        json: bool,
     },
     /// Idle containers now: stop them (or, with --freeze, freeze them) until the first
     /// connection to one of their published ports wakes them.
@@ -234,6 +279,10 @@ pub struct InstallArgs {
     /// How it idles: stop (default; no process left) or freeze (memory kept, quicker wake).
     #[arg(long, value_name = "MODE", requires = "idle_after")]
     pub idle_mode: Option<crate::idle::IdleMode>,
+    /// A volume: PATH is a directory the container owns, kept across restarts, updates
+    /// and re-installs; HOSTPATH:PATH[:ro|rw] mounts a host directory (repeatable).
+    #[arg(short = 'v', long = "volume", value_name = "PATH|HOSTPATH:PATH[:ro]")]
+    pub volumes: Vec<crate::container::volumes::Volume>,
 }
 
 /// The variables of an `--env-file` (none without one).
@@ -267,15 +316,19 @@ impl InstallArgs {
                 after,
                 mode: self.idle_mode.unwrap_or_default(),
             }),
+            volumes: (!self.volumes.is_empty()).then(|| self.volumes.clone()),
             ..InstallRequest::new(self.image.clone())
         })
     }
 }
 
+/// How long one agent may take to answer, unless `--timeout` says otherwise.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs one command; `Ok(false)` when some host or container failed (already reported).
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     let remote = Remote {
-        timeout: cli.timeout,
+        timeout: cli.timeout.unwrap_or(ANSWER_TIMEOUT),
         token: token()?,
     };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
@@ -343,7 +396,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 timeout: follow_for,
             };
             // The agent ends the answer at the timeout; allow it time to get there.
-            let client = crate::api::Client::new(locator.host.clone(), follow_for + cli.timeout)
+            let client = crate::api::Client::new(locator.host.clone(), follow_for + remote.timeout)
                 .with_token(remote.token.clone());
             client
                 .stream_to(
@@ -471,17 +524,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             )
             .await
         }
-        Command::Delete { locators } => {
-            let describe = |l: &Locator, _: &_| format!("{l}: deleted");
-            each(
+        Command::Delete { locators, volumes } => {
+            each_json(
                 &remote,
                 &locators,
-                |l| Request::Delete(l.id.clone()),
-                describe,
+                |l| Request::Delete {
+                    id: l.id.clone(),
+                    volumes,
+                },
+                super::volumes::deleted_line,
                 &mut out,
                 &mut err,
             )
             .await
+        }
+        Command::Run(args) => super::job::run(&remote, args, cli.timeout).await,
+        Command::Images { mut hosts, json } => {
+            if hosts.is_empty() {
+                hosts.push(HostAddr::localhost());
+            }
+            super::images::list(&remote, &hosts, json, &mut out, &mut err).await
+        }
+        Command::Pull { image, mut hosts } => {
+            if hosts.is_empty() {
+                hosts.push(HostAddr::localhost());
+            }
+            super::images::pull(&remote, &image, &hosts, &mut out, &mut err).await
+        }
+        Command::PruneImages { mut hosts } => {
+            if hosts.is_empty() {
+                hosts.push(HostAddr::localhost());
+            }
+            super::images::prune(&remote, &hosts, &mut out, &mut err).await
+        }
+        Command::Volumes { mut targets, json } => {
+            if targets.is_empty() {
+                targets.push("localhost".parse()?);
+            }
+            super::volumes::list(&remote, &targets, json, &mut out, &mut err).await
         }
     }
 }

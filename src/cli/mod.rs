@@ -4,9 +4,12 @@
 pub mod command;
 pub mod container;
 pub mod deploy;
+pub mod images;
+pub mod job;
 pub mod list;
 pub mod status;
 pub mod table;
+pub mod volumes;
 
 use std::future::Future;
 use std::time::Duration;

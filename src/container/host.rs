@@ -68,6 +68,9 @@ pub struct Host<P: Parts> {
     pub port_range: PortRange,
     /// How long an operation waits for the lock of a busy container.
     pub lock_wait: Duration,
+    /// Bind mounts of `/`, `/etc`, gear's state or the Docker socket are allowed
+    /// (`gear-api --allow-system-mounts`).
+    pub allow_system_mounts: bool,
     /// Asked once: the engine does not change its driver while running.
     cgroup_driver: tokio::sync::OnceCell<CgroupDriver>,
     /// Operations that run on although their client went away (installs with progress);
@@ -100,6 +103,7 @@ impl<P: Parts> Host<P> {
             firewall,
             port_range,
             lock_wait: LOCK_WAIT,
+            allow_system_mounts: false,
             cgroup_driver: tokio::sync::OnceCell::new(),
             detached: Arc::new(AtomicUsize::new(0)),
         }

@@ -8,7 +8,7 @@ use super::host::{Host, Parts};
 use super::lifecycle::{Error, Installed, is_up};
 use super::ports::{PortPair, PortRange, Ports};
 use super::spec::{ContainerSpec, Image, InstallRequest};
-use super::unit;
+use super::{unit, volumes};
 use crate::atomic_file;
 use crate::docker::Docker;
 use crate::id::ContainerId;
@@ -25,6 +25,11 @@ impl<P: Parts> Host<P> {
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Installed, Error> {
         let lock = self.lock(id).await?;
+        // Refused before anything is pulled or written.
+        let asked_volumes = req.all_volumes();
+        if let Some(v) = &asked_volumes {
+            volumes::check_sources(&self.paths, v, self.allow_system_mounts)?;
+        }
         self.pull_if_missing(&req.image, progress).await?;
         let old = self
             .is_installed(id)
@@ -85,9 +90,15 @@ impl<P: Parts> Host<P> {
             cpus: req.cpus,
             restart: req.restart.unwrap_or_default(),
             idle: req.idle,
+            // Volumes given replace the old ones; none given keeps them, as links.
+            volumes: match asked_volumes {
+                Some(v) => v,
+                None => old.as_ref().map(|o| o.volumes.clone()).unwrap_or_default(),
+            },
         };
         let driver = self.cgroup_driver().await?;
         let unit = unit::render(&spec, &self.paths, driver).map_err(anyhow::Error::from)?;
+        volumes::create_owned(&self.paths, id, &spec.volumes)?;
         files.stage(&self.paths.spec_file(id), &spec.to_json()?, 0o644)?;
         let text = format!("{}{}", unit::GENERATED_HEADER, unit.render());
         // The commit point, staged last: once it is in place the container is installed.
@@ -109,7 +120,7 @@ impl<P: Parts> Host<P> {
         })
     }
 
-    async fn pull_if_missing(
+    pub(crate) async fn pull_if_missing(
         &self,
         image: &Image,
         progress: Option<&UnboundedSender<String>>,

@@ -15,6 +15,7 @@ use super::host::{Host, Parts};
 use super::lock::Lock;
 use super::ports::{PortError, PortPair, Ports};
 use super::spec::{ContainerSpec, Image};
+use super::volumes::{self, MountPath, VolumeError};
 use super::{linker, unit};
 use crate::atomic_file;
 use crate::docker::Docker;
@@ -66,9 +67,21 @@ pub enum Error {
         /// Why they could not be applied.
         reason: String,
     },
+    /// A volume cannot be mounted; nothing was changed.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
     /// systemd, Docker or the disk failed.
     #[error("{0:#}")]
     Host(#[from] anyhow::Error),
+}
+
+/// What a delete did with the container's owned volumes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumesLeft {
+    /// Kept on disk (listed by `gear volumes`), by their path in the container.
+    pub kept: Vec<MountPath>,
+    /// Removed.
+    pub removed: Vec<MountPath>,
 }
 
 /// The outcome of an install.
@@ -266,14 +279,16 @@ impl<P: Parts> Host<P> {
 
     /// Deletes `id`: stops it, then removes its unit, links, spec, environment, ports, idle
     /// state and Docker container, and nothing of any other container. Works on what a
-    /// half-done install left as well.
-    pub async fn delete(&self, id: &ContainerId) -> Result<(), Error> {
+    /// half-done install left as well. Its owned volumes are kept unless `with_volumes`
+    /// (which also removes the volumes an earlier delete kept).
+    pub async fn delete(&self, id: &ContainerId, with_volumes: bool) -> Result<VolumesLeft, Error> {
         let _lock = self.lock(id).await?;
         let installed = self.is_installed(id);
         let store = Ports::new(&self.paths, self.port_range);
         let leftovers = self.paths.spec_file(id).exists()
             || self.paths.env_file(id).exists()
             || self.paths.idle_marker(id).exists()
+            || (with_volumes && self.paths.container_volumes(id).exists())
             || !store.reserved(id)?.is_empty();
         if !installed && !leftovers {
             return Err(Error::NotInstalled(id.clone()));
@@ -296,7 +311,20 @@ impl<P: Parts> Host<P> {
             self.systemd.reset_failed(&unit_name).await.ok();
             self.systemd.reload().await?;
         }
-        Ok(())
+        // Last: the data outlives a delete that failed half-way.
+        Ok(match with_volumes {
+            true => VolumesLeft {
+                removed: volumes::store::remove_all(&self.paths, id)?,
+                kept: vec![],
+            },
+            false => VolumesLeft {
+                kept: volumes::store::owned_dirs(&self.paths, id)?
+                    .into_iter()
+                    .map(|(target, _)| target)
+                    .collect(),
+                removed: vec![],
+            },
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod environment;
 pub mod host;
 pub mod idling;
+pub mod images;
 mod install;
 pub mod lifecycle;
 pub mod linker;
@@ -13,6 +14,7 @@ pub mod ports;
 pub mod spec;
 pub mod step;
 pub mod unit;
+pub mod volumes;
 
 use serde::{Deserialize, Serialize};
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::environment::EnvironmentBody;
 use super::ports::{PortPair, PortRequest};
+use super::volumes::{self, Volume, VolumeConfig, VolumeError};
 use crate::atomic_file;
 use crate::id::ContainerId;
 use crate::idle::IdlePolicy;
@@ -36,6 +37,9 @@ pub enum InvalidField {
     /// A restart policy is unknown.
     #[error("restart policy '{0}' is unknown: expected no, on-failure or always")]
     Restart(String),
+    /// A volume is malformed.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
     /// A geard option this agent does not carry out.
     #[error("{0} is not supported by this agent")]
     Unsupported(&'static str),
@@ -286,6 +290,13 @@ pub struct InstallRequest {
     /// Idle it after a while without traffic (`{"After": "5m", "Mode": "stop"}`); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdlePolicy>,
+    /// Volumes in gear's form (`{"Target": "/data"}`, `{"Source": "/srv", "Target": "/www",
+    /// "ReadOnly": true}`); absent keeps the container's volumes, a list replaces them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<Volume>>,
+    /// geard's form of the volumes (added to `Volumes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_config: Option<Box<VolumeConfig>>,
     /// geard's client repeats the id in the body; as in geard, the path wins.
     #[serde(default, rename = "Id", skip_serializing)]
     pub geard_id: Option<String>,
@@ -302,9 +313,6 @@ pub struct InstallRequest {
     /// See `isolate` (meaningless without socket activation).
     #[serde(default, skip_serializing)]
     pub skip_socket_proxy: bool,
-    /// See `isolate`.
-    #[serde(default, skip_serializing)]
-    pub volume_config: Option<Box<serde_json::Value>>,
 }
 
 impl InstallRequest {
@@ -321,25 +329,19 @@ impl InstallRequest {
             restart: None,
             network_links: None,
             idle: None,
+            volumes: None,
+            volume_config: None,
             geard_id: None,
             isolate: false,
             simple: false,
             socket_activation: false,
             skip_socket_proxy: false,
-            volume_config: None,
         }
     }
 
     /// Refuses geard options that this agent cannot carry out, naming each, rather than
     /// ignoring what the client asked for.
     pub fn check(&self) -> Result<(), InvalidField> {
-        let volumes = self.volume_config.as_deref().is_some_and(|v| match v {
-            serde_json::Value::Null => false,
-            serde_json::Value::Object(o) => o
-                .values()
-                .any(|x| !(x.is_null() || x.as_array().is_some_and(Vec::is_empty))),
-            _ => true,
-        });
         let unsupported = [
             (self.isolate, "Isolate (a Unix user per container)"),
             (
@@ -350,11 +352,28 @@ impl InstallRequest {
                 self.socket_activation,
                 "SocketActivation (use the idle policy, Idle, instead)",
             ),
-            (volumes, "VolumeConfig with volumes or mounts"),
         ];
-        match unsupported.into_iter().find(|(asked, _)| *asked) {
-            Some((_, what)) => Err(InvalidField::Unsupported(what)),
-            None => Ok(()),
+        if let Some((_, what)) = unsupported.into_iter().find(|(asked, _)| *asked) {
+            return Err(InvalidField::Unsupported(what));
+        }
+        if let Some(v) = self.all_volumes() {
+            volumes::check(&v)?;
+        }
+        Ok(())
+    }
+
+    /// The volumes asked for, both forms together; `None` when neither form names any
+    /// (geard's client sends an empty `VolumeConfig` with every install).
+    pub fn all_volumes(&self) -> Option<Vec<Volume>> {
+        let geard = self
+            .volume_config
+            .as_deref()
+            .cloned()
+            .unwrap_or_default()
+            .into_volumes();
+        match (&self.volumes, geard.is_empty()) {
+            (None, true) => None,
+            (own, _) => Some(own.iter().flatten().cloned().chain(geard).collect()),
         }
     }
 }
@@ -393,6 +412,9 @@ pub struct ContainerSpec {
     /// Its idle policy (specs written before idling existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdlePolicy>,
+    /// Its volumes: owned ones and bind mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
 }
 
 impl ContainerSpec {

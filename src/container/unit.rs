@@ -137,6 +137,19 @@ fn docker_run(
         "--env-file".into(),
         paths.env_file(&spec.id).display().to_string(),
     ]);
+    // Owned volumes and bind mounts. `--mount`, unlike `-v`, fails when the host path is
+    // missing instead of creating it as an empty directory.
+    for v in &spec.volumes {
+        let mut mount = format!(
+            "type=bind,source={},target={}",
+            v.host_path(paths, &spec.id).display(),
+            v.target
+        );
+        if v.read_only {
+            mount.push_str(",readonly");
+        }
+        argv.extend(["--mount".into(), mount]);
+    }
     if let Some(m) = spec.memory {
         argv.extend(["--memory".into(), m.bytes().to_string()]);
     }

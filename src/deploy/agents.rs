@@ -144,7 +144,12 @@ impl Agents for ClientAgents {
     }
 
     async fn delete(&self, host: &HostAddr, id: &ContainerId) -> anyhow::Result<()> {
-        self.client(host).send(&Request::Delete(id.clone())).await?;
+        self.client(host)
+            .send(&Request::Delete {
+                id: id.clone(),
+                volumes: false,
+            })
+            .await?;
         Ok(())
     }
 }

@@ -184,7 +184,7 @@ async fn other_ports_and_stopped_containers_pass() {
     assert_eq!(b.released(), [7, 8]);
     // Deleted: its rules go at the next look.
     b.idler.tick(Instant::now()).await.unwrap();
-    b.host.delete(&id()).await.unwrap();
+    b.host.delete(&id(), false).await.unwrap();
     crate::idle::firewall::sync_one(
         &b.host.firewall,
         &id(),

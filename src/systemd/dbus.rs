@@ -11,7 +11,7 @@ use zbus::OwnedObjectPath;
 use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
 
 use super::reconnect::{Reconnecting, Retry};
-use super::{Action, JobResult, Systemd, UnitDetails, UnitInfo, UnitState};
+use super::{Action, JobResult, Property, Systemd, UnitDetails, UnitInfo, UnitState};
 
 /// How long a job may go without a word from the bus before gear checks whether it still
 /// exists: a signal lost while the bus was restarting must not leave a request hanging.
@@ -240,6 +240,64 @@ impl Systemd for Dbus {
                     .context("reloading systemd (daemon-reload)")
             })
             .await
+    }
+
+    async fn start_transient(
+        &self,
+        name: &str,
+        properties: &[Property],
+    ) -> anyhow::Result<JobResult> {
+        use zbus::{OwnedVariant, Variant};
+        let props = properties
+            .iter()
+            .map(|p| {
+                let (key, value) = match p {
+                    Property::Str(k, v) => (k, Variant::from(v.clone())),
+                    Property::Bool(k, v) => (k, Variant::from(*v)),
+                    Property::U64(k, v) => (k, Variant::from(*v)),
+                    // a(sasb): path, argv, ignore failure.
+                    Property::Exec(k, argv, ignore) => {
+                        let path = argv.first().cloned().unwrap_or_default();
+                        (k, Variant::from(vec![(path, argv.clone(), *ignore)]))
+                    }
+                };
+                Ok((key.to_string(), OwnedVariant::try_from(value)?))
+            })
+            .collect::<zbus::Result<Vec<_>>>()
+            .context("encoding transient unit properties")?;
+        // Never asked twice: a second start of the same transient unit would fail on its
+        // name, or run the job twice.
+        let (job, mut removed) = self
+            .conn
+            .call(connect, Retry::Never, |conn| {
+                let props = props.clone();
+                async move {
+                    let manager = manager(&conn).await?;
+                    // Listen before starting, or a fast job's JobRemoved could be missed.
+                    let removed = manager
+                        .receive_job_removed()
+                        .await
+                        .context("subscribing to systemd job signals")?;
+                    let job = manager
+                        .start_transient_unit(name.to_string(), "fail".to_string(), props, vec![])
+                        .await
+                        .with_context(|| {
+                            format!("asking systemd to start transient unit {name}")
+                        })?;
+                    Ok((job, removed))
+                }
+            })
+            .await?;
+        while let Some(signal) = removed.next().await {
+            let args = signal.args().context("reading a JobRemoved signal")?;
+            if *args.job() == job {
+                return Ok(match args.result().as_str() {
+                    "done" => JobResult::Done,
+                    other => JobResult::Other(other.to_string()),
+                });
+            }
+        }
+        anyhow::bail!("the system bus closed while waiting for the start of {name}")
     }
 
     async fn enable(&self, name: &str) -> anyhow::Result<()> {

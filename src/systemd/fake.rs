@@ -15,6 +15,8 @@ pub struct FakeSystemd {
     pub failing: Mutex<Vec<String>>,
     /// Units whose start jobs never end (an image pull with no network).
     pub hanging: Mutex<Vec<String>>,
+    /// The transient units started, with their properties.
+    pub transient: Mutex<Vec<(String, Vec<super::Property>)>>,
 }
 
 impl FakeSystemd {
@@ -139,6 +141,22 @@ impl Systemd for FakeSystemd {
     async fn enable(&self, name: &str) -> anyhow::Result<()> {
         self.record(format!("enable {name}"));
         Ok(())
+    }
+
+    async fn start_transient(
+        &self,
+        name: &str,
+        properties: &[super::Property],
+    ) -> anyhow::Result<JobResult> {
+        self.record(format!("start_transient {name}"));
+        self.transient
+            .lock()
+            .unwrap()
+            .push((name.to_string(), properties.to_vec()));
+        if self.failing.lock().unwrap().iter().any(|u| u == name) {
+            return Ok(JobResult::Other("failed".into()));
+        }
+        Ok(JobResult::Done)
     }
 
     async fn list_units(&self, pattern: &str) -> anyhow::Result<Vec<UnitInfo>> {

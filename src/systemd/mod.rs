@@ -73,6 +73,21 @@ pub enum Action {
     Restart,
 }
 
+/// One property of a transient unit, as `StartTransientUnit` takes it (systemd's D-Bus
+/// names: `Type`, `TimeoutStartUSec`, `ExecStart`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Property {
+    /// A string.
+    Str(&'static str, String),
+    /// A boolean.
+    Bool(&'static str, bool),
+    /// A number.
+    U64(&'static str, u64),
+    /// A command line (`ExecStart`, `ExecStopPost`): its argv, and whether a failure is
+    /// ignored (the `-` prefix).
+    Exec(&'static str, Vec<String>, bool),
+}
+
 /// The systemd calls gear makes.
 pub trait Systemd: Send + Sync + 'static {
     /// Units currently loaded whose names match the glob `pattern`.
@@ -110,4 +125,13 @@ pub trait Systemd: Send + Sync + 'static {
 
     /// Enables unit file `name` as its `[Install]` section says (`EnableUnitFiles`).
     fn enable(&self, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Starts the transient unit `name` with `properties` (mode `fail`, so a unit of that
+    /// name is never replaced) and waits until its start job ends: for a `Type=oneshot`
+    /// service, until its main process has exited.
+    fn start_transient(
+        &self,
+        name: &str,
+        properties: &[Property],
+    ) -> impl Future<Output = anyhow::Result<JobResult>> + Send;
 }

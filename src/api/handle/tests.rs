@@ -204,12 +204,24 @@ async fn delete_of_an_idle_container_removes_every_trace() {
     )
     .await
     .unwrap();
-    let deleted = json(execute(&host, Request::Delete(id.clone())).await.unwrap());
+    let deleted = json(
+        execute(
+            &host,
+            Request::Delete {
+                id: id.clone(),
+                volumes: false,
+            },
+        )
+        .await
+        .unwrap(),
+    );
     assert_eq!(deleted, serde_json::json!({"Id": "web-1", "Deleted": true}));
     assert_eq!(marked(&host.paths, &id).unwrap(), None);
     assert!(no_rules(&host).await);
     assert!(!host.paths.spec_file(&id).exists());
-    let again = execute(&host, Request::Delete(id)).await.unwrap_err();
+    let again = execute(&host, Request::Delete { id, volumes: false })
+        .await
+        .unwrap_err();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 }
 
@@ -223,7 +235,15 @@ async fn delete_clears_what_a_half_done_install_left() {
         .reserve(&id, &[serde_json::from_str(r#"{"Internal":80}"#).unwrap()])
         .unwrap();
     Environment::new().store(&host.paths, &id).unwrap();
-    execute(&host, Request::Delete(id.clone())).await.unwrap();
+    execute(
+        &host,
+        Request::Delete {
+            id: id.clone(),
+            volumes: false,
+        },
+    )
+    .await
+    .unwrap();
     let ports = crate::container::ports::Ports::new(&host.paths, host.port_range);
     assert!(ports.reserved(&id).unwrap().is_empty());
     assert!(!host.paths.env_file(&id).exists());

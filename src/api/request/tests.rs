@@ -35,7 +35,25 @@ fn every_request_round_trips_through_http() {
             body,
             progress: true,
         },
-        Request::Delete(id.clone()),
+        Request::Delete {
+            id: id.clone(),
+            volumes: false,
+        },
+        Request::Delete {
+            id: id.clone(),
+            volumes: true,
+        },
+        Request::Volumes(None),
+        Request::Volumes(Some(id.clone())),
+        Request::Images,
+        Request::PullImage("reg:5000/a/b:1".parse().unwrap()),
+        Request::PruneImages,
+        Request::RunJob(
+            serde_json::from_str(
+                r#"{"Image":"a","Arguments":["x"],"Volumes":[{"Source":"/srv","Target":"/s"}],"VolumesFrom":"db-1","Timeout":"5s"}"#,
+            )
+            .unwrap(),
+        ),
         Request::Status(id.clone()),
         Request::Ports(id.clone()),
         Request::Start(id.clone()),
@@ -161,4 +179,31 @@ fn unknown_routes_and_methods() {
         parse(Method::POST, "/containers"),
         Err(Error::MethodNotAllowed { .. })
     ));
+}
+
+#[test]
+fn volume_routes() {
+    assert_eq!(
+        parse(Method::DELETE, "/container/web-1?volumes=1").unwrap(),
+        Request::Delete {
+            id: "web-1".parse().unwrap(),
+            volumes: true
+        }
+    );
+    assert!(parse(Method::DELETE, "/container/web-1?volumes=x").is_err());
+    assert_eq!(
+        parse(Method::GET, "/volumes").unwrap(),
+        Request::Volumes(None)
+    );
+    assert!(matches!(
+        parse(Method::POST, "/volumes"),
+        Err(Error::MethodNotAllowed { .. })
+    ));
+    assert!(matches!(
+        parse(Method::GET, "/volumes/a"),
+        Err(Error::InvalidId(_))
+    ));
+    let bad = br#"{"Image":"a","Volumes":[{"Target":"/data/.."}]}"#;
+    let err = Request::parse(&Method::PUT, "/container/web-1", None, bad).unwrap_err();
+    assert_eq!(err.status(), hyper::StatusCode::BAD_REQUEST);
 }

@@ -52,11 +52,14 @@ async fn install_start_stop_delete() {
     assert!(!wants.exists());
     assert_eq!(h.systemd.active_state("ctr-web-1.service"), "inactive");
 
-    h.delete(&web).await.unwrap();
+    h.delete(&web, false).await.unwrap();
     assert!(!h.is_installed(&web));
     assert!(!h.paths.spec_file(&web).exists());
     assert!(Ports::new(&h.paths, h.port_range).all().unwrap().is_empty());
-    assert!(matches!(h.delete(&web).await, Err(Error::NotInstalled(_))));
+    assert!(matches!(
+        h.delete(&web, false).await,
+        Err(Error::NotInstalled(_))
+    ));
     assert!(
         h.docker
             .calls
@@ -168,7 +171,7 @@ async fn delete_leaves_neighbours_alone() {
             .await
             .unwrap();
     }
-    h.delete(&id("web-1")).await.unwrap();
+    h.delete(&id("web-1"), false).await.unwrap();
     let other = id("we_b.2");
     assert!(h.is_installed(&other));
     assert!(h.paths.env_file(&other).exists());
@@ -257,4 +260,82 @@ async fn a_failed_first_install_keeps_an_environment_set_before_it() {
         .await
         .unwrap_err();
     assert_eq!(h.environment(&web).unwrap().unwrap().render(), "A=kept\n");
+}
+
+#[tokio::test]
+async fn owned_volumes_outlive_updates_and_a_delete_without_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let web = id("web-1");
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    let body = format!(
+        r#"{{"Image":"img","Volumes":[{{"Target":"/data"}},{{"Source":"{}","Target":"/www","ReadOnly":true}}]}}"#,
+        site.display()
+    );
+    h.install(&web, req(&body), None).await.unwrap();
+    let data = h.paths.container_volumes(&web).join("data");
+    assert!(data.is_dir());
+    let unit = std::fs::read_to_string(h.paths.unit_file(&web)).unwrap();
+    assert!(unit.contains(&format!(
+        "\"--mount\" \"type=bind,source={},target=/data\"",
+        data.display()
+    )));
+    assert!(unit.contains(&format!(
+        "\"type=bind,source={},target=/www,readonly\"",
+        site.display()
+    )));
+    std::fs::write(data.join("kept"), "1").unwrap();
+
+    // An update without volumes keeps them; the data is untouched.
+    h.install(&web, req(r#"{"Image":"img"}"#), None)
+        .await
+        .unwrap();
+    assert_eq!(h.spec(&web).unwrap().volumes.len(), 2);
+    assert!(data.join("kept").exists());
+
+    let left = h.delete(&web, false).await.unwrap();
+    assert_eq!(left.kept, vec!["/data".parse().unwrap()]);
+    assert!(data.join("kept").exists());
+    // Re-installed with the same volume: the data is back.
+    h.install(
+        &web,
+        req(r#"{"Image":"img","Volumes":[{"Target":"/data"}]}"#),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(data.join("kept").exists());
+    let left = h.delete(&web, true).await.unwrap();
+    assert_eq!(left.removed, vec!["/data".parse().unwrap()]);
+    assert!(!h.paths.container_volumes(&web).exists());
+}
+
+#[tokio::test]
+async fn a_refused_bind_mount_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let web = id("web-1");
+    // Missing; the host's /etc; a directory holding gear's state.
+    let root = dir.path().display().to_string();
+    for source in ["/no/such/dir", "/etc", root.as_str()] {
+        let body = format!(
+            r#"{{"Image":"remote/img","Volumes":[{{"Target":"/data"}},{{"Source":"{source}","Target":"/x"}}]}}"#
+        );
+        let err = h.install(&web, req(&body), None).await.unwrap_err();
+        assert!(matches!(err, Error::Volume(_)), "{source}: {err}");
+    }
+    assert!(!h.is_installed(&web));
+    assert!(!h.paths.spec_file(&web).exists());
+    assert!(!h.paths.volumes_dir().exists());
+    assert!(
+        h.docker.calls.lock().unwrap().is_empty(),
+        "nothing was pulled"
+    );
+    // The agent's flag allows the host's own paths.
+    let mut h = h;
+    h.allow_system_mounts = true;
+    let body =
+        r#"{"Image":"img","Volumes":[{"Source":"/etc","Target":"/host-etc","ReadOnly":true}]}"#;
+    h.install(&web, req(body), None).await.unwrap();
 }

@@ -84,10 +84,46 @@ fn geards_install_body_is_accepted_whole() {
     let again = serde_json::to_string(&InstallRequest::new("a".parse().unwrap())).unwrap();
     assert_eq!(again, r#"{"Image":"a","Started":false,"Ports":[]}"#);
     let empty_volumes = r#"{"Image":"a","VolumeConfig":{"Volumes":[],"VolumeMounts":null}}"#;
-    serde_json::from_str::<InstallRequest>(empty_volumes)
+    let req = serde_json::from_str::<InstallRequest>(empty_volumes).unwrap();
+    req.check().unwrap();
+    assert_eq!(
+        req.all_volumes(),
+        None,
+        "an empty VolumeConfig keeps the volumes"
+    );
+}
+
+#[test]
+fn volumes_come_in_geards_form_and_gears() {
+    let body = r#"{"Image":"a","Volumes":[{"Target":"/data"},{"Source":"/srv","Target":"/www","ReadOnly":true}],
+        "VolumeConfig":{"Volumes":[{"Path":"/logs"}]}}"#;
+    let req: InstallRequest = serde_json::from_str(body).unwrap();
+    req.check().unwrap();
+    let all = req.all_volumes().unwrap();
+    let targets: Vec<&str> = all.iter().map(|v| v.target.as_str()).collect();
+    assert_eq!(targets, ["/data", "/www", "/logs"]);
+    let twice = r#"{"Image":"a","Volumes":[{"Target":"/data"}],"VolumeConfig":{"Volumes":[{"Path":"/data"}]}}"#;
+    let err = serde_json::from_str::<InstallRequest>(twice)
         .unwrap()
         .check()
-        .unwrap();
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("two volumes are mounted at /data"),
+        "{err}"
+    );
+    for bad in [
+        r#"{"Image":"a","Volumes":[{"Target":"data"}]}"#,
+        r#"{"Image":"a","Volumes":[{"Target":"/a/../etc"}]}"#,
+        r#"{"Image":"a","Volumes":[{"Target":"/data","Mode":"x"}]}"#,
+    ] {
+        assert!(
+            serde_json::from_str::<InstallRequest>(bad).is_err(),
+            "{bad}"
+        );
+    }
+    // An empty list is asked for: it removes the volumes.
+    let none: InstallRequest = serde_json::from_str(r#"{"Image":"a","Volumes":[]}"#).unwrap();
+    assert_eq!(none.all_volumes(), Some(vec![]));
 }
 
 #[test]
@@ -98,10 +134,6 @@ fn geard_options_that_ask_for_something_unsupported_are_refused_by_name() {
         (
             r#"{"Image":"a","SocketActivation":true}"#,
             "SocketActivation",
-        ),
-        (
-            r#"{"Image":"a","VolumeConfig":{"Volumes":[{"Path":"/data"}]}}"#,
-            "VolumeConfig",
         ),
     ] {
         let req: InstallRequest = serde_json::from_str(body).unwrap();
