@@ -52,6 +52,13 @@ pub trait Docker: Send + Sync + 'static {
         name: &str,
         starting: impl Fn() -> bool + Send,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Whether the kernel killed container `name` for memory since `since` (Docker's `oom`
+    /// events, which it keeps after the container is gone).
+    fn oom_killed_since(
+        &self,
+        name: &str,
+        since: SystemTime,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send;
     /// The state and address of container `name`; `None` if there is no such container.
     fn inspect(
         &self,
@@ -373,6 +380,31 @@ impl Docker for DockerApi {
         }
     }
 
+    async fn oom_killed_since(&self, name: &str, since: SystemTime) -> anyhow::Result<bool> {
+        let filters = format!(r#"{{"type":["container"],"container":["{name}"],"event":["oom"]}}"#);
+        // `until` now: the engine answers what it has and ends the stream.
+        let path = format!(
+            "/events?since={}&until={}&filters={}",
+            docker_time(since),
+            docker_time(SystemTime::now()),
+            encode(&filters)
+        );
+        let (status, body) = self.call(Method::GET, &path).await?;
+        if !status.is_success() {
+            return Err(anyhow!(
+                "reading the events of {name}: {} ({status})",
+                Self::message(body).await
+            ));
+        }
+        let mut oom = false;
+        crate::json_lines::for_each(body, |event| {
+            oom |= event["Action"].as_str() == Some("oom");
+            Ok(())
+        })
+        .await?;
+        Ok(oom)
+    }
+
     async fn inspect(&self, name: &str) -> anyhow::Result<Option<ContainerInfo>> {
         let (status, body) = self
             .call(Method::GET, &format!("/containers/{name}/json"))
@@ -457,6 +489,8 @@ pub mod fake {
         pub containers: Mutex<std::collections::BTreeMap<String, ContainerInfo>>,
         /// Docker containers and the image id each uses (`container_images`).
         pub container_images: Mutex<Vec<(String, String)>>,
+        /// Containers the kernel killed for memory.
+        pub oom_killed: Mutex<BTreeSet<String>>,
     }
 
     /// The id the fake gives image `reference`.
@@ -467,6 +501,15 @@ pub mod fake {
     impl Docker for FakeDocker {
         async fn cgroup_driver(&self) -> anyhow::Result<CgroupDriver> {
             Ok(CgroupDriver::Cgroupfs)
+        }
+
+        async fn oom_killed_since(
+            &self,
+            name: &str,
+            _since: std::time::SystemTime,
+        ) -> anyhow::Result<bool> {
+            self.calls.lock().unwrap().push(format!("oom? {name}"));
+            Ok(self.oom_killed.lock().unwrap().contains(name))
         }
 
         async fn image_exists(&self, image: &str) -> anyhow::Result<bool> {

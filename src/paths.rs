@@ -70,6 +70,13 @@ impl Paths {
         self.state_dir().join("started").join(id.as_str())
     }
 
+    /// `/var/lib/containers/ended/<id>`: how the container's last run ended when systemd
+    /// cannot tell (`oom-kill`: the kernel killed it for memory); written by its unit's
+    /// stop step, absent after a run that ended otherwise.
+    pub fn last_end(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir().join("ended").join(id.as_str())
+    }
+
     /// `/var/lib/containers/env`: environment files, one per environment id.
     pub fn env_dir(&self) -> PathBuf {
         self.state_dir().join("env")

@@ -272,7 +272,9 @@ async fn status<P: Parts>(host: &Host<P>, id: &ContainerId) -> Result<Reply, Err
         since_usec: details.since_usec,
         main_pid: details.main_pid,
         memory_bytes: details.memory_bytes,
-        result: details.result,
+        // systemd says only that `docker run` failed; the stop step knows when the kernel
+        // killed the container for memory.
+        result: crate::container::step::last_end(&host.paths, id).or(details.result),
     })
 }
 

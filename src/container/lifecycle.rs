@@ -307,6 +307,7 @@ impl<P: Parts> Host<P> {
         atomic_file::remove(&self.paths.spec_file(id))?;
         self.docker.remove_container(&unit::docker_name(id)).await?;
         atomic_file::remove(&self.paths.started_marker(id))?;
+        atomic_file::remove(&self.paths.last_end(id))?;
         if installed {
             self.systemd.reset_failed(&unit_name).await.ok();
             self.systemd.reload().await?;

@@ -68,6 +68,21 @@ pub async fn remove(
         log::warn!("Docker is not running; the next start removes what is left of {id}");
         return Ok(());
     }
+    // systemd sees only `docker run` exit 137 when the kernel kills the container for
+    // memory; Docker's events say which it was, for `gear status`.
+    let marker = paths.started_marker(id);
+    if let Ok(started) = std::fs::metadata(&marker).and_then(|m| m.modified()) {
+        let oom = tokio::time::timeout(
+            ENGINE_PATIENCE,
+            docker.oom_killed_since(&docker_name(id), started),
+        )
+        .await;
+        match oom {
+            Ok(Ok(oom)) => record_end(paths, id, oom)?,
+            Ok(Err(e)) => log::warn!("reading how {id} ended: {e:#}"),
+            Err(_) => log::warn!("Docker did not say in time how {id} ended"),
+        }
+    }
     match tokio::time::timeout(ENGINE_PATIENCE, docker.remove_container(&docker_name(id))).await {
         Ok(result) => result?,
         Err(_) => {
@@ -77,13 +92,33 @@ pub async fn remove(
             return Ok(());
         }
     }
-    let marker = paths.started_marker(id);
     match std::fs::remove_file(&marker) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("removing {}", marker.display()))
         }
         _ => Ok(()),
     }
+}
+
+/// Records how the last run of `id` ended: `oom-kill`, or nothing to say.
+fn record_end(paths: &Paths, id: &ContainerId, oom: bool) -> anyhow::Result<()> {
+    let path = paths.last_end(id);
+    if oom {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        crate::atomic_file::write(&path, b"oom-kill\n", 0o644)
+    } else {
+        crate::atomic_file::remove(&path)
+    }
+}
+
+/// How the last run of `id` ended, where its stop step recorded it (`oom-kill`).
+pub fn last_end(paths: &Paths, id: &ContainerId) -> Option<String> {
+    std::fs::read_to_string(paths.last_end(id))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
 }
 
 /// How long a stop waits for the engine to remove a container before leaving it to the next
@@ -195,10 +230,30 @@ mod tests {
         running(&docker, "ctr-web-1");
         prepare(&paths, &docker, &id).await.unwrap();
         remove(&paths, &docker, &id, true).await.unwrap();
-        assert_eq!(*docker.calls.lock().unwrap(), ["rm ctr-web-1"]);
+        assert_eq!(
+            *docker.calls.lock().unwrap(),
+            ["oom? ctr-web-1", "rm ctr-web-1"]
+        );
         assert!(!paths.started_marker(&id).exists());
+        assert_eq!(last_end(&paths, &id), None);
         // Removing again (no container, no marker) is fine.
         remove(&paths, &docker, &id, true).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_run_the_kernel_killed_for_memory_is_recorded_until_the_next_one_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let id: ContainerId = "web-1".parse().unwrap();
+        let docker = FakeDocker::default();
+        docker.oom_killed.lock().unwrap().insert("ctr-web-1".into());
+        prepare(&paths, &docker, &id).await.unwrap();
+        remove(&paths, &docker, &id, true).await.unwrap();
+        assert_eq!(last_end(&paths, &id).as_deref(), Some("oom-kill"));
+        docker.oom_killed.lock().unwrap().clear();
+        prepare(&paths, &docker, &id).await.unwrap();
+        remove(&paths, &docker, &id, true).await.unwrap();
+        assert_eq!(last_end(&paths, &id), None);
     }
 
     #[tokio::test]

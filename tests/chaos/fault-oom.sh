@@ -17,6 +17,9 @@ restarts=$(tb systemctl show -P NRestarts ctr-hog-always.service)
 echo "hog-always restarted $restarts times"
 assert_eq failed "$(tb systemctl is-active ctr-hog-never.service || true)" "hog-never (restart no)"
 assert_eq 0 "$(tb systemctl show -P NRestarts ctr-hog-never.service)" "restarts of hog-never"
-tb gear status localhost/hog-always localhost/hog-never || true
+st=$(tb gear status localhost/hog-never)
+echo "$st"
+assert_contains "$st" "Last end: killed by the kernel: out of memory"
+assert_contains "$(tb curl -fsS http://127.0.0.1:43273/container/hog-never/status)" '"Result":"oom-kill"'
 tb gear delete localhost/hog-always localhost/hog-never >/dev/null
 chaos_end "container OOM-killed (restart always / no)"
