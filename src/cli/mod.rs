@@ -4,6 +4,7 @@
 pub mod command;
 pub mod container;
 pub mod deploy;
+pub mod keys;
 pub mod list;
 pub mod status;
 pub mod table;

@@ -16,10 +16,12 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::environment::Environment;
 use super::host::{Host, Parts};
+use super::isolate::remove_home;
 use super::lock::Lock;
 use super::ports::{PortError, PortPair, Ports};
 use super::spec::{ContainerSpec, Image, InstallRequest};
 use super::{linker, unit};
+use crate::accounts::Accounts as _;
 use crate::atomic_file;
 use crate::docker::Docker;
 use crate::id::ContainerId;
@@ -156,7 +158,9 @@ impl<P: Parts> Host<P> {
             Some(links) => links,
             None => old.as_ref().map(|o| o.links.clone()).unwrap_or_default(),
         };
+        let user = self.user_for(id, req.isolate, old.as_ref())?;
         let spec = ContainerSpec {
+            user,
             id: id.clone(),
             image: req.image,
             links,
@@ -387,6 +391,9 @@ impl<P: Parts> Host<P> {
             return Err(Error::NotInstalled(id.clone()));
         }
         let unit_name = id.unit_name();
+        let old_user = ContainerSpec::load(&self.paths, id)
+            .ok()
+            .and_then(|s| s.user);
         self.forget_idle(id).await?;
         if installed && self.systemd.unit_state(&unit_name).await?.active_state != "inactive" {
             self.job(Action::Stop, id).await?;
@@ -400,6 +407,11 @@ impl<P: Parts> Host<P> {
         atomic_file::remove(&self.paths.spec_file(id))?;
         self.docker.remove_container(&unit::docker_name(id)).await?;
         atomic_file::remove(&self.paths.started_marker(id))?;
+        crate::keys::store::remove_all(&self.paths, id)?;
+        if let Some(user) = old_user {
+            self.accounts.remove(&user.name)?;
+            remove_home(&self.paths, id)?;
+        }
         if installed {
             self.systemd.reset_failed(&unit_name).await.ok();
             self.systemd.reload().await?;

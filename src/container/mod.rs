@@ -3,6 +3,7 @@
 pub mod environment;
 pub mod host;
 pub mod idling;
+mod isolate;
 pub mod lifecycle;
 pub mod linker;
 pub mod list;

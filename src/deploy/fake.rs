@@ -250,6 +250,7 @@ impl Agents for FakeAgents {
                     .map(|c| c.spec.links.clone())
                     .unwrap_or_default(),
                 idle: None,
+                user: None,
             };
             let active = old.is_some_and(|c| c.active);
             h.containers
