@@ -119,14 +119,14 @@ impl Paths {
         self.locks_dir().join(id.as_str())
     }
 
-    /// `/var/lib/containers/keys`: SSH public keys, a directory per container (mode 0755:
+    /// `/var/lib/containers/keys`: SSH public keys, a file per container (mode 0755:
     /// `gear-keys` reads them as its own unprivileged user).
     pub fn keys_dir(&self) -> PathBuf {
         self.state_dir().join("keys")
     }
 
-    /// `/var/lib/containers/keys/<id>`: the keys that may log in as `ctr-<id>`, one file
-    /// per key, `<fingerprint>.pub` (base64url), mode 0644.
+    /// `/var/lib/containers/keys/<id>`: the keys that may log in as `ctr-<id>`, one per
+    /// line, mode 0644, replaced atomically.
     pub fn keys_of(&self, id: &ContainerId) -> PathBuf {
         self.keys_dir().join(id.as_str())
     }

@@ -36,8 +36,10 @@ fn session(paths: &Paths, conn: &UnixStream) -> anyhow::Result<i32> {
     let uid = getsockopt(conn, sockopt::PeerCredentials)
         .context("reading the caller's credentials")?
         .uid();
-    let (id, user) = container_of_uid(paths, uid)?;
+    // Read the request whole before any answer, so an early refusal does not close the
+    // socket on unread data (the caller would see a reset instead of the reason).
     let (hello, [stdin, stdout, stderr]) = receive(conn)?;
+    let (id, user) = container_of_uid(paths, uid)?;
     let tty = nix::unistd::isatty(&stdin).unwrap_or(false);
     log::info!(
         "session for {} in container {id} (uid {uid}, tty {tty}): {}",

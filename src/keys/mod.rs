@@ -2,7 +2,7 @@
 //!
 //! - this file: [`PublicKey`], one validated key (type, base64, comment; never options);
 //! - [`body`]: geard's `PUT /keys` body and gear's `DELETE /keys` body;
-//! - [`store`]: the key files of each container, under [`crate::paths::Paths::keys_dir`];
+//! - [`store`]: the key file of each container, under [`crate::paths::Paths::keys_dir`];
 //! - [`authorized`]: what `gear-keys` prints for sshd (`AuthorizedKeysCommand`).
 //!
 //! Keys come from users, so a key line with options (`command="..."`, `from=...`) is
@@ -122,25 +122,6 @@ impl PublicKey {
     pub fn key_part(&self) -> String {
         format!("{} {}", self.key_type, self.base64)
     }
-
-    /// The name of this key's file: the fingerprint in base64url, which has no `/`.
-    pub fn file_name(&self) -> String {
-        file_name(&self.fingerprint)
-    }
-}
-
-/// The file name of the key with this fingerprint (`SHA256:...`, or without the prefix).
-pub fn file_name(fingerprint: &str) -> String {
-    let hash = fingerprint.strip_prefix("SHA256:").unwrap_or(fingerprint);
-    let safe: String = hash
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
-    format!("{safe}.pub")
 }
 
 impl fmt::Display for PublicKey {

@@ -1,28 +1,32 @@
-//! The key files of containers: `keys/<id>/<fingerprint>.pub`, one key per file, each
-//! written atomically (mode 0644: public keys, read by `gear-keys` as its own
-//! unprivileged user). One file per key means a damaged file costs that key only.
+//! The keys of containers: one file per container, `keys/<id>`, one key per line
+//! (`TYPE BASE64 COMMENT`), replaced atomically on every change (mode 0644: public keys,
+//! read by `gear-keys` as its own unprivileged user). One file keeps `gear-keys` to a
+//! single read per login (sshd runs it for every login); a damaged line costs that key
+//! only. Writers hold the container's lock.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::{PublicKey, file_name};
+use super::PublicKey;
 use crate::atomic_file;
 use crate::id::ContainerId;
 use crate::paths::Paths;
 
-/// Writes `keys` for container `id`; a key it already has is written again (its comment
-/// may have changed).
+/// Adds `keys` to container `id`; a key it has already is replaced (its comment may have
+/// changed) and keeps its place.
 pub fn add(paths: &Paths, id: &ContainerId, keys: &[PublicKey]) -> anyhow::Result<()> {
-    let dir = paths.keys_of(id);
-    create_dir(&paths.keys_dir())?;
-    create_dir(&dir)?;
+    let mut all = read(paths, id, &mut std::io::sink());
     for key in keys {
-        let line = format!("{key}\n");
-        atomic_file::write(&dir.join(key.file_name()), line.as_bytes(), 0o644)?;
+        match all
+            .iter_mut()
+            .find(|k| k.fingerprint() == key.fingerprint())
+        {
+            Some(old) => *old = key.clone(),
+            None => all.push(key.clone()),
+        }
     }
-    Ok(())
+    write(paths, id, &all)
 }
 
 /// Removes the keys with these fingerprints from `id`; returns the fingerprints that were
@@ -32,74 +36,55 @@ pub fn remove(
     id: &ContainerId,
     fingerprints: &[String],
 ) -> anyhow::Result<Vec<String>> {
-    let dir = paths.keys_of(id);
-    let mut removed = Vec::new();
-    for fp in fingerprints {
-        let path = dir.join(file_name(fp));
-        if path.exists() {
-            atomic_file::remove(&path)?;
-            removed.push(fp.clone());
-        }
+    let all = read(paths, id, &mut std::io::sink());
+    let (gone, kept): (Vec<PublicKey>, Vec<PublicKey>) = all
+        .into_iter()
+        .partition(|k| fingerprints.iter().any(|f| f == k.fingerprint()));
+    if !gone.is_empty() {
+        write(paths, id, &kept)?;
     }
-    Ok(removed)
+    Ok(gone.iter().map(|k| k.fingerprint().to_string()).collect())
 }
 
 /// Removes every key of `id` (when the container is deleted).
 pub fn remove_all(paths: &Paths, id: &ContainerId) -> anyhow::Result<()> {
-    let dir = paths.keys_of(id);
-    match std::fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("removing {}", dir.display()))
-        }
-        _ => Ok(()),
-    }
+    atomic_file::remove(&paths.keys_of(id))
 }
 
-/// The keys of `id`, sorted by file name. A file that cannot be read or does not hold one
-/// valid key is reported on `err` and skipped: it never hides the other keys.
+/// The keys of `id`, in the order they were added. A line that does not hold one valid
+/// key is reported on `err` and skipped: it never hides the other keys.
 pub fn read(paths: &Paths, id: &ContainerId, err: &mut impl Write) -> Vec<PublicKey> {
-    let dir = paths.keys_of(id);
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "pub"))
-            .collect(),
+    let path = paths.keys_of(id);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return vec![],
         Err(e) => {
-            writeln!(err, "warning: reading {}: {e}", dir.display()).ok();
+            writeln!(err, "warning: reading {}: {e}", path.display()).ok();
             return vec![];
         }
     };
-    files.sort();
-    let mut keys = Vec::with_capacity(files.len());
-    for path in files {
-        match read_one(&path) {
+    let mut keys = Vec::with_capacity(text.len() / 100);
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match PublicKey::parse(line) {
             Ok(key) => keys.push(key),
             Err(e) => {
-                writeln!(err, "warning: skipping {}: {e:#}", path.display()).ok();
+                writeln!(err, "warning: {} line {}: {e}", path.display(), n + 1).ok();
             }
         }
     }
     keys
 }
 
-fn read_one(path: &std::path::Path) -> anyhow::Result<PublicKey> {
-    let text = std::fs::read_to_string(path)?;
-    let key = PublicKey::parse(text.trim_end_matches('\n'))?;
-    // The name is the fingerprint: a file renamed or edited by hand does not count.
-    anyhow::ensure!(
-        path.file_name().is_some_and(|n| *n == *key.file_name()),
-        "its name is not its key's fingerprint"
-    );
-    Ok(key)
-}
-
-fn create_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    match std::fs::DirBuilder::new().mode(0o755).create(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            Err(e).with_context(|| format!("creating {}", dir.display()))
-        }
-        _ => Ok(()),
+fn write(paths: &Paths, id: &ContainerId, keys: &[PublicKey]) -> anyhow::Result<()> {
+    let path = paths.keys_of(id);
+    if keys.is_empty() {
+        return atomic_file::remove(&path);
     }
+    let dir = paths.keys_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let text: String = keys.iter().map(|k| format!("{k}\n")).collect();
+    atomic_file::write(&path, text.as_bytes(), 0o644)
 }
