@@ -66,14 +66,12 @@ fn session(paths: &Paths, conn: &UnixStream) -> anyhow::Result<i32> {
 }
 
 /// Passes window changes on to `docker exec`, and ends it if `gear-enter` goes away.
-fn relay(conn: UnixStream, pid: Pid, done: &AtomicBool) {
-    for byte in conn.bytes() {
-        match byte {
-            Ok(WINDOW_CHANGED) if !done.load(Ordering::SeqCst) => {
-                kill(pid, Signal::SIGWINCH).ok();
-            }
-            Ok(_) => {}
-            Err(_) => break,
+fn relay(mut conn: UnixStream, pid: Pid, done: &AtomicBool) {
+    let mut buf = [0u8; 64];
+    // Until end of file (gear-enter is gone) or an error.
+    while let Ok(n @ 1..) = conn.read(&mut buf) {
+        if buf[..n].contains(&WINDOW_CHANGED) && !done.load(Ordering::SeqCst) {
+            kill(pid, Signal::SIGWINCH).ok();
         }
     }
     if !done.load(Ordering::SeqCst) {
