@@ -84,8 +84,10 @@ assert_eq 3 "$rc" "exit status of the interactive shell"
 assert_contains "$out" "/dev/pts/"
 assert_contains "$out" "alive 42"
 [[ $out != *after* ]] || fail "sleep was not interrupted by Ctrl-C"
-# script(1) gives ssh a terminal; stty changes its size while the session runs.
-out=$(tb script -qfec "stty rows 20 cols 50; ($SSH -tt -i /root/k1 ctr-ssh-a@127.0.0.1 'stty size; sleep 3; stty size' </dev/tty &) ; sleep 2; stty rows 33 cols 77; sleep 4" /dev/null | tr -d '\r')
+# script(1) gives ssh a terminal; stty changes its size while the session runs. (The
+# first stty waits a second: right at the start of docker exec -t, busybox's stty once
+# failed on its terminal.)
+out=$(tb script -qfec "stty rows 20 cols 50; ($SSH -tt -i /root/k1 ctr-ssh-a@127.0.0.1 'sleep 1; stty size; sleep 3; stty size' </dev/tty &) ; sleep 3; stty rows 33 cols 77; sleep 4" /dev/null | tr -d '\r')
 assert_contains "$out" "20 50"
 assert_contains "$out" "33 77"
 
