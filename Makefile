@@ -17,6 +17,8 @@ LIBEXECDIR  = $(PREFIX)/libexec/gear
 UNITDIR     = $(PREFIX)/lib/systemd/system
 PRESETDIR   = $(PREFIX)/lib/systemd/system-preset
 TMPFILESDIR = $(PREFIX)/lib/tmpfiles.d
+SYSUSERSDIR = $(PREFIX)/lib/sysusers.d
+SSHDCONFDIR = $(SYSCONFDIR)/ssh/sshd_config.d
 DOCDIR      = $(PREFIX)/share/doc/gear
 
 CARGO    ?= cargo
@@ -29,6 +31,9 @@ UNITS    += container-resume.service
 # The idler (docs/idling.md).
 HELPERS  += gear-idler
 UNITS    += gear-idler.service
+# SSH into containers (docs/ssh.md).
+HELPERS  += gear-keys gear-enter gear-enterd
+UNITS    += gear-enter.socket gear-enter@.service
 DOCS      = README.md $(wildcard docs/*.md)
 # Where `make test` and `make demo` stage an install tree for the test machine.
 STAGE     = target/stage
@@ -52,6 +57,9 @@ install: build
 	install -m 0644 units/docker.service.d/50-gear.conf $(DESTDIR)$(UNITDIR)/docker.service.d/50-gear.conf
 	install -m 0644 units/system-preset/80-gear.preset $(DESTDIR)$(PRESETDIR)/80-gear.preset
 	install -m 0644 units/tmpfiles.d/gear.conf $(DESTDIR)$(TMPFILESDIR)/gear.conf
+	install -d $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SSHDCONFDIR)
+	install -m 0644 units/sysusers.d/gear.conf $(DESTDIR)$(SYSUSERSDIR)/gear.conf
+	install -m 0644 units/sshd_config.d/40-gear-keys.conf $(DESTDIR)$(SSHDCONFDIR)/40-gear-keys.conf
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 
 check:

@@ -9,6 +9,7 @@
 //!   or many agents in parallel with [`api::Client`].
 //! - systemd supervises everything; gear never daemonizes or writes PID files.
 
+pub mod accounts;
 pub mod api;
 pub mod atomic_file;
 pub mod cli;
@@ -16,11 +17,13 @@ pub mod container;
 pub mod deploy;
 pub mod docker;
 pub mod duration;
+pub mod enter;
 pub mod id;
 pub mod idle;
 pub mod idler;
 pub mod job;
 pub mod json_lines;
+pub mod keys;
 pub mod links;
 pub mod locator;
 pub mod logging;

@@ -151,6 +151,30 @@ impl Paths {
         self.locks_dir().join(id.as_str())
     }
 
+    /// `/var/lib/containers/keys`: SSH public keys, a file per container (mode 0755:
+    /// `gear-keys` reads them as its own unprivileged user).
+    pub fn keys_dir(&self) -> PathBuf {
+        self.state_dir().join("keys")
+    }
+
+    /// `/var/lib/containers/keys/<id>`: the keys that may log in as `ctr-<id>`, one per
+    /// line, mode 0644, replaced atomically.
+    pub fn keys_of(&self, id: &ContainerId) -> PathBuf {
+        self.keys_dir().join(id.as_str())
+    }
+
+    /// `/var/lib/containers/home/<id>`: the home of isolated container `id`'s Unix user
+    /// `ctr-<id>` (owned by root, so the user cannot add keys of its own there).
+    pub fn home_dir(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir().join("home").join(id.as_str())
+    }
+
+    /// `/run/gear/enter.sock`: where `gear-enter.socket` listens for SSH sessions that
+    /// want into their container (mode 0666; the helper checks the caller's uid).
+    pub fn enter_socket(&self) -> PathBuf {
+        self.root.join("run/gear/enter.sock")
+    }
+
     /// `/etc/systemd/system`: where systemd looks for administrator units.
     pub fn systemd_dir(&self) -> PathBuf {
         self.root.join("etc/systemd/system")

@@ -50,6 +50,14 @@ pub enum Error {
     /// There is no environment with this id.
     #[error("no environment {0}")]
     NoEnvironment(ContainerId),
+    /// SSH keys were sent for a container that has no Unix user to log in as.
+    #[error(
+        "container {0} is not isolated: SSH logins need its own user (install it with Isolate)"
+    )]
+    NotIsolated(ContainerId),
+    /// None of the keys to revoke was there.
+    #[error("none of these keys is on these containers")]
+    NoKeys,
     /// An operation on a container failed.
     #[error(transparent)]
     Container(#[from] lifecycle::Error),
@@ -96,6 +104,8 @@ impl Error {
             Error::RequestIdReused(_) => StatusCode::CONFLICT,
             Error::NoEnvironment(_) => StatusCode::NOT_FOUND,
             Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::NotIsolated(_) => StatusCode::CONFLICT,
+            Error::NoKeys => StatusCode::NOT_FOUND,
             Error::Container(e) => match e {
                 lifecycle::Error::NotInstalled(_) => StatusCode::NOT_FOUND,
                 lifecycle::Error::ImageUnavailable { .. } => StatusCode::UNPROCESSABLE_ENTITY,

@@ -187,6 +187,9 @@ pub async fn execute<P: Parts>(host: &Arc<Host<P>>, req: Request) -> Result<Repl
             host.set_idle_policy(&id, policy).await?;
             status(host, &id).await
         }
+        Request::AddKeys(grant) => keys::add(host, grant).await,
+        Request::RemoveKeys(revoke) => keys::remove(host, revoke).await,
+        Request::ListKeys(id) => keys::list(host, id),
     }
 }
 
@@ -280,5 +283,6 @@ async fn status<P: Parts>(host: &Host<P>, id: &ContainerId) -> Result<Reply, Err
 
 mod images;
 pub use images::PullLine;
+mod keys;
 #[cfg(test)]
 mod tests;

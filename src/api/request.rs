@@ -13,6 +13,7 @@ use crate::container::environment::EnvironmentBody;
 use crate::container::logs::LogOptions;
 use crate::container::spec::{Image, InstallRequest};
 use crate::id::ContainerId;
+use crate::keys::body::{KeyGrant, KeyRevoke, KeysJson};
 use crate::links::NetworkLink;
 
 /// The links of one container, in `POST /containers/links`.
@@ -140,6 +141,15 @@ pub enum Request {
         /// The new policy; `None` turns idling off.
         policy: Option<IdlePolicy>,
     },
+    /// `PUT /keys`: let SSH keys log in to isolated containers (geard's body:
+    /// `{"Keys": [{"Type": "authorized_keys", "Value": "ssh-..."}],
+    /// "Permissions": [{"Type": "container", "With": "ID"}]}`).
+    AddKeys(KeyGrant),
+    /// `DELETE /keys`: revoke keys (body as `PUT /keys`, or `"Fingerprints": ["SHA256:..."]`
+    /// instead of `Keys`).
+    RemoveKeys(KeyRevoke),
+    /// `GET /keys?container=ID`: the keys of a container (fingerprints, types, comments).
+    ListKeys(ContainerId),
 }
 
 impl Request {
@@ -176,6 +186,25 @@ impl Request {
                 }
                 _ => Err(not_allowed()),
             },
+            ["keys"] => match *method {
+                Method::PUT => Ok(Request::AddKeys(
+                    json_body::<KeysJson>(body)?
+                        .into_grant()
+                        .map_err(Error::BadRequest)?,
+                )),
+                Method::DELETE => Ok(Request::RemoveKeys(
+                    json_body::<KeysJson>(body)?
+                        .into_revoke()
+                        .map_err(Error::BadRequest)?,
+                )),
+                Method::GET => match query_value(query, "container") {
+                    Some(id) => Ok(Request::ListKeys(id.parse()?)),
+                    None => Err(Error::BadRequest(
+                        "name the container: ?container=ID".into(),
+                    )),
+                },
+                _ => Err(not_allowed()),
+            },
             ["environment", id] => {
                 let id: ContainerId = id.parse()?;
                 match *method {
@@ -194,6 +223,10 @@ impl Request {
                     Method::PUT => {
                         let body: InstallRequest = json_body(body)?;
                         body.check().map_err(|e| Error::BadRequest(e.to_string()))?;
+                        if body.isolate {
+                            crate::accounts::login(&id)
+                                .map_err(|e| Error::BadRequest(e.to_string()))?;
+                        }
                         Ok(Request::Install {
                             id,
                             body,
@@ -294,6 +327,7 @@ impl Request {
             Request::GetEnvironment(_) | Request::SetEnvironment { .. } => "/environment/:id",
             Request::Idle { .. } | Request::Unidle(_) => "/container/:id/idle",
             Request::SetIdlePolicy { .. } => "/container/:id/idle-policy",
+            Request::AddKeys(_) | Request::RemoveKeys(_) | Request::ListKeys(_) => "/keys",
         };
         format!("{} {path}", self.method())
     }
@@ -359,7 +393,19 @@ impl Request {
                     mode: IdleMode::Stop,
                 }),
             },
-            Request::SetIdlePolicy { id, policy: None },
+            Request::SetIdlePolicy {
+                id: id.clone(),
+                policy: None,
+            },
+            Request::AddKeys(KeyGrant {
+                keys: vec![crate::keys::PublicKey::parse(EXAMPLE_KEY).expect("a valid key")],
+                containers: vec![id.clone()],
+            }),
+            Request::RemoveKeys(KeyRevoke {
+                fingerprints: vec![EXAMPLE_FINGERPRINT.into()],
+                containers: vec![id.clone()],
+            }),
+            Request::ListKeys(id),
         ]
     }
 
@@ -372,7 +418,10 @@ impl Request {
             | Request::Log { .. }
             | Request::GetEnvironment(_)
             | Request::Volumes(_)
-            | Request::Images => Method::GET,
+            | Request::Images
+            | Request::ListKeys(_) => Method::GET,
+            Request::AddKeys(_) => Method::PUT,
+            Request::RemoveKeys(_) => Method::DELETE,
             Request::Install { .. } | Request::Start(_) | Request::Stop(_) => Method::PUT,
             Request::SetEnvironment { reset: true, .. } => Method::PUT,
             Request::SetEnvironment { reset: false, .. } => Method::PATCH,
@@ -432,6 +481,8 @@ impl Request {
                 format!("/container/{id}/idle")
             }
             Request::SetIdlePolicy { id, .. } => format!("/container/{id}/idle-policy"),
+            Request::AddKeys(_) | Request::RemoveKeys(_) => "/keys".into(),
+            Request::ListKeys(id) => format!("/keys?container={id}"),
         }
     }
 
@@ -453,6 +504,9 @@ impl Request {
                 policy: Some(policy),
                 ..
             } => serde_json::to_vec(policy).ok(),
+            Request::AddKeys(grant) => serde_json::to_vec(&KeysJson::grant(grant)).ok(),
+            Request::RemoveKeys(revoke) => serde_json::to_vec(&KeysJson::revoke(revoke)).ok(),
+            Request::ListKeys(_) => None,
             Request::Idle { .. }
             | Request::Unidle(_)
             | Request::SetIdlePolicy { policy: None, .. } => None,
@@ -472,6 +526,12 @@ impl Request {
         }
     }
 }
+
+/// The key of [`Request::examples`] (made by `ssh-keygen -t ed25519`).
+const EXAMPLE_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBPduUq53I4BsVcweySlwHvi28un2tEbulTTOc5bL851 user@laptop";
+/// Its fingerprint, as `ssh-keygen -l` prints it.
+const EXAMPLE_FINGERPRINT: &str = "SHA256:tT/qC4QfcVuGVun3hENAammMTnQxZA91Xtu0ZXMaGTg";
 
 /// Decodes a JSON body; a malformed one is a 400 that says where it is wrong.
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {

@@ -223,6 +223,38 @@ pub enum Command {
         #[arg(long, conflicts_with = "after")]
         off: bool,
     },
+    /// Let SSH keys log in to isolated containers: `ssh ctr-ID@HOST` then runs a shell or
+    /// the command in container ID, as its user.
+    AddKeys {
+        /// A public key file (KEY.pub; one key per line), repeatable.
+        #[arg(long = "key-file", value_name = "FILE", required = true)]
+        key_files: Vec<std::path::PathBuf>,
+        /// Containers, as HOST[:PORT]/ID (installed with --isolate).
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// Revoke SSH keys from containers, named by key file or fingerprint.
+    RemoveKeys {
+        /// A public key file whose keys to revoke, repeatable.
+        #[arg(long = "key-file", value_name = "FILE")]
+        key_files: Vec<std::path::PathBuf>,
+        /// A key's fingerprint, SHA256:... as `gear list-keys` or `ssh-keygen -l` shows it.
+        #[arg(
+            long,
+            value_name = "FINGERPRINT",
+            required_unless_present = "key_files"
+        )]
+        fingerprint: Vec<String>,
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
+    /// List the SSH keys of containers: fingerprint, type and comment.
+    ListKeys {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+    },
     /// List every installed container on one or more hosts (stopped ones as inactive).
     ListUnits {
         /// Hosts to ask (default: localhost).
@@ -269,6 +301,10 @@ pub struct InstallArgs {
     /// (repeatable; LOCALIP defaults to 127.0.0.1).
     #[arg(short = 'n', long = "net-link", value_name = "LINK")]
     pub links: Vec<NetworkLink>,
+    /// Run it as its own Unix user ctr-ID (created now, removed on delete), which is also
+    /// its SSH login (gear add-keys).
+    #[arg(long)]
+    pub isolate: bool,
     /// What systemd does when the container exits: no, on-failure (default) or always.
     #[arg(long, value_name = "POLICY")]
     pub restart: Option<RestartPolicy>,
@@ -311,6 +347,7 @@ impl InstallArgs {
             memory: self.memory,
             cpus: self.cpus,
             restart: self.restart,
+            isolate: self.isolate,
             network_links: (!self.links.is_empty()).then(|| self.links.clone()),
             idle: self.idle_after.map(|after| crate::idle::IdlePolicy {
                 after,
@@ -523,6 +560,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 &mut err,
             )
             .await
+        }
+        Command::AddKeys {
+            key_files,
+            locators,
+        } => super::keys::add(&remote, &key_files, &locators, &mut out, &mut err).await,
+        Command::RemoveKeys {
+            key_files,
+            fingerprint,
+            locators,
+        } => {
+            super::keys::remove(
+                &remote,
+                &key_files,
+                &fingerprint,
+                &locators,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::ListKeys { locators } => {
+            super::keys::list(&remote, &locators, &mut out, &mut err).await
         }
         Command::Delete { locators, volumes } => {
             each_json(

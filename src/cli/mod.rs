@@ -6,6 +6,7 @@ pub mod container;
 pub mod deploy;
 pub mod images;
 pub mod job;
+pub mod keys;
 pub mod list;
 pub mod status;
 pub mod table;

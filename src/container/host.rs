@@ -32,6 +32,8 @@ pub trait Parts: Send + Sync + 'static {
     type Docker: Docker;
     /// The firewall (the idler's rules, containers' links).
     type Firewall: Firewall;
+    /// The user database (isolated containers' users).
+    type Accounts: crate::accounts::Accounts;
 }
 
 /// The real parts: systemd over D-Bus, Docker's Engine API, the `iptables` programs.
@@ -42,6 +44,7 @@ impl Parts for System {
     type Systemd = Dbus;
     type Docker = DockerApi;
     type Firewall = Iptables;
+    type Accounts = crate::accounts::Useradd;
 }
 
 /// How long an operation waits for another one on the same container by default: longer
@@ -64,6 +67,8 @@ pub struct Host<P: Parts> {
     pub docker: P::Docker,
     /// The firewall.
     pub firewall: P::Firewall,
+    /// The user database.
+    pub accounts: P::Accounts,
     /// Where allocated host ports come from.
     pub port_range: PortRange,
     /// How long an operation waits for the lock of a busy container.
@@ -101,6 +106,7 @@ impl<P: Parts> Host<P> {
             systemd,
             docker,
             firewall,
+            accounts: Default::default(),
             port_range,
             lock_wait: LOCK_WAIT,
             allow_system_mounts: false,
@@ -243,6 +249,7 @@ impl Parts for Fake {
     type Systemd = crate::systemd::fake::FakeSystemd;
     type Docker = crate::docker::fake::FakeDocker;
     type Firewall = crate::netfilter::fake::FakeFirewall;
+    type Accounts = crate::accounts::fake::FakeAccounts;
 }
 
 /// A host under `dir` with fake systemd, firewall and `docker`, handing out ports 4000-4099:

@@ -79,7 +79,9 @@ impl<P: Parts> Host<P> {
             Some(links) => links,
             None => old.as_ref().map(|o| o.links.clone()).unwrap_or_default(),
         };
+        let user = self.user_for(id, req.isolate, old.as_ref())?;
         let spec = ContainerSpec {
+            user,
             id: id.clone(),
             image: req.image,
             links,

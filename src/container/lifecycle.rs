@@ -12,11 +12,13 @@
 
 use super::environment::Environment;
 use super::host::{Host, Parts};
+use super::isolate::remove_home;
 use super::lock::Lock;
 use super::ports::{PortError, PortPair, Ports};
 use super::spec::{ContainerSpec, Image};
 use super::volumes::{self, MountPath, VolumeError};
 use super::{linker, unit};
+use crate::accounts::Accounts as _;
 use crate::atomic_file;
 use crate::docker::Docker;
 use crate::id::ContainerId;
@@ -294,6 +296,9 @@ impl<P: Parts> Host<P> {
             return Err(Error::NotInstalled(id.clone()));
         }
         let unit_name = id.unit_name();
+        let old_user = ContainerSpec::load(&self.paths, id)
+            .ok()
+            .and_then(|s| s.user);
         self.forget_idle(id).await?;
         if installed && self.systemd.unit_state(&unit_name).await?.active_state != "inactive" {
             self.job(Action::Stop, id).await?;
@@ -308,6 +313,11 @@ impl<P: Parts> Host<P> {
         self.docker.remove_container(&unit::docker_name(id)).await?;
         atomic_file::remove(&self.paths.started_marker(id))?;
         atomic_file::remove(&self.paths.last_end(id))?;
+        crate::keys::store::remove_all(&self.paths, id)?;
+        if let Some(user) = old_user {
+            self.accounts.remove(&user.name)?;
+            remove_home(&self.paths, id)?;
+        }
         if installed {
             self.systemd.reset_failed(&unit_name).await.ok();
             self.systemd.reload().await?;

@@ -5,6 +5,7 @@ pub mod host;
 pub mod idling;
 pub mod images;
 mod install;
+mod isolate;
 pub mod lifecycle;
 pub mod linker;
 pub mod list;

@@ -300,17 +300,18 @@ pub struct InstallRequest {
     /// geard's client repeats the id in the body; as in geard, the path wins.
     #[serde(default, rename = "Id", skip_serializing)]
     pub geard_id: Option<String>,
+    /// Run it as its own Unix user `ctr-ID` (created on install, removed on delete), the
+    /// login of `ssh ctr-ID@host`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolate: bool,
     /// geard's fields that gear has no use for, or does not support yet: accepted while
     /// they ask for nothing ([`InstallRequest::check`] refuses what they would ask for).
     #[serde(default, skip_serializing)]
-    pub isolate: bool,
-    /// See `isolate`.
-    #[serde(default, skip_serializing)]
     pub simple: bool,
-    /// See `isolate`.
+    /// See `simple`.
     #[serde(default, skip_serializing)]
     pub socket_activation: bool,
-    /// See `isolate` (meaningless without socket activation).
+    /// See `simple` (meaningless without socket activation).
     #[serde(default, skip_serializing)]
     pub skip_socket_proxy: bool,
 }
@@ -343,7 +344,6 @@ impl InstallRequest {
     /// ignoring what the client asked for.
     pub fn check(&self) -> Result<(), InvalidField> {
         let unsupported = [
-            (self.isolate, "Isolate (a Unix user per container)"),
             (
                 self.simple && self.ports.is_empty(),
                 "Simple without Ports (publish every exposed port): name the ports",
@@ -415,6 +415,10 @@ pub struct ContainerSpec {
     /// Its volumes: owned ones and bind mounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// Its own Unix user, when installed with `Isolate`: its processes run as this uid,
+    /// and the user is the SSH login into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<crate::accounts::ContainerUser>,
 }
 
 impl ContainerSpec {

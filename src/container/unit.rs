@@ -156,6 +156,11 @@ fn docker_run(
     if let Some(c) = spec.cpus {
         argv.extend(["--cpus".into(), c.to_string()]);
     }
+    // An isolated container runs as its own host user, so its processes own nothing and
+    // can signal nothing of any other container's.
+    if let Some(u) = &spec.user {
+        argv.extend(["--user".into(), format!("{}:{}", u.uid, u.gid)]);
+    }
     argv.push(spec.image.to_string());
     argv
 }

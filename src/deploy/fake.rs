@@ -251,6 +251,7 @@ impl Agents for FakeAgents {
                     .unwrap_or_default(),
                 idle: None,
                 volumes: vec![],
+                user: None,
             };
             let active = old.is_some_and(|c| c.active);
             h.containers

@@ -24,7 +24,7 @@ req() {
     tries=$((tries + 1))
     # 90 s: longer than any job gear waits for (a unit's start is bounded by systemd).
     code=$(curl -s -o /tmp/chaos/body.$$ -w '%{http_code}' -m 90 -X "$method" \
-      -H "X-Request-Id: $rid" ${body:+-d "$body"} "$api$path")
+      -H "X-Request-Id: $rid" ${body:+-H "Content-Type: application/json" -d "$body"} "$api$path")
     rc=$?
     # 7: refused, 52: empty reply, 56: reset: no answer came, so ask again.
     case $rc in 7|52|56) [ "$tries" -lt 5 ] && { sleep 1; continue; } ;; esac

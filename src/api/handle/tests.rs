@@ -371,3 +371,67 @@ async fn a_start_enables_the_boot_target_once() {
     execute(&host, Request::Restart(id)).await.unwrap();
     assert_eq!(enables(&host), 1);
 }
+
+/// `PUT /keys` for `ids` with geard's body.
+fn put_keys(ids: &[&str], key: &str) -> Request {
+    let perms: Vec<String> = ids
+        .iter()
+        .map(|id| format!(r#"{{"Type":"container","With":"{id}"}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"Keys":[{{"Type":"authorized_keys","Value":"{key}"}}],"Permissions":[{}]}}"#,
+        perms.join(",")
+    );
+    Request::parse(&hyper::Method::PUT, "/keys", None, body.as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn keys_need_an_isolated_container_and_are_written_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (host, web) = host(dir.path()).await;
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBPduUq53I4BsVcweySlwHvi28un2tEbulTTOc5bL851 me@x";
+    let iso: ContainerId = "iso-1".parse().unwrap();
+    let body = r#"{"Image":"img","Isolate":true}"#;
+    let install = Request::parse(
+        &hyper::Method::PUT,
+        "/container/iso-1",
+        None,
+        body.as_bytes(),
+    );
+    execute(&host, install.unwrap()).await.unwrap();
+
+    // web-1 is not isolated: 409, and nothing is written for iso-1 either.
+    let err = execute(&host, put_keys(&["iso-1", "web-1"], key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), hyper::StatusCode::CONFLICT, "{err}");
+    assert!(!host.paths.keys_of(&iso).exists());
+    let err = execute(&host, put_keys(&["nope"], key)).await.unwrap_err();
+    assert_eq!(err.status(), hyper::StatusCode::NOT_FOUND);
+
+    execute(&host, put_keys(&["iso-1"], key)).await.unwrap();
+    let list = Request::parse(&hyper::Method::GET, "/keys", Some("container=iso-1"), b"").unwrap();
+    let Reply::Json(_, json) = execute(&host, list).await.unwrap() else {
+        panic!("not JSON")
+    };
+    assert_eq!(
+        json["Keys"][0]["Fingerprint"],
+        "SHA256:tT/qC4QfcVuGVun3hENAammMTnQxZA91Xtu0ZXMaGTg"
+    );
+    assert_eq!(json["Keys"][0]["Comment"], "me@x");
+
+    let revoke = r#"{"Fingerprints":["SHA256:tT/qC4QfcVuGVun3hENAammMTnQxZA91Xtu0ZXMaGTg"],"Permissions":[{"Type":"container","With":"iso-1"}]}"#;
+    let del = || Request::parse(&hyper::Method::DELETE, "/keys", None, revoke.as_bytes()).unwrap();
+    execute(&host, del()).await.unwrap();
+    let err = execute(&host, del()).await.unwrap_err();
+    assert_eq!(err.status(), hyper::StatusCode::NOT_FOUND);
+    let _ = web;
+}
+
+#[test]
+fn isolate_needs_a_portable_user_name() {
+    let body = br#"{"Image":"img","Isolate":true}"#;
+    let err = Request::parse(&hyper::Method::PUT, "/container/Web.1", None, body).unwrap_err();
+    assert!(err.to_string().contains("Isolate needs"), "{err}");
+}

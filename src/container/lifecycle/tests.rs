@@ -339,3 +339,60 @@ async fn a_refused_bind_mount_writes_nothing() {
         r#"{"Image":"img","Volumes":[{"Source":"/etc","Target":"/host-etc","ReadOnly":true}]}"#;
     h.install(&web, req(body), None).await.unwrap();
 }
+
+#[tokio::test]
+async fn isolate_makes_a_user_the_container_runs_as_and_delete_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let web = id("web-1");
+    h.install(&web, req(r#"{"Image":"img","Isolate":true}"#), None)
+        .await
+        .unwrap();
+    let user = ContainerSpec::load(&h.paths, &web).unwrap().user.unwrap();
+    assert_eq!(user.name, "ctr-web-1");
+    assert!(h.accounts.users.lock().unwrap().contains_key("ctr-web-1"));
+    assert!(h.paths.home_dir(&web).is_dir());
+    let unit = std::fs::read_to_string(h.paths.unit_file(&web)).unwrap();
+    assert!(
+        unit.contains(&format!("\"--user\" \"{}:{}\"", user.uid, user.gid)),
+        "{unit}"
+    );
+    // Installing again keeps the same user.
+    h.install(&web, req(r#"{"Image":"img","Isolate":true}"#), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        ContainerSpec::load(&h.paths, &web).unwrap().user,
+        Some(user)
+    );
+    crate::keys::store::add(
+        &h.paths,
+        &web,
+        &[crate::keys::PublicKey::parse(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBPduUq53I4BsVcweySlwHvi28un2tEbulTTOc5bL851",
+        )
+        .unwrap()],
+    )
+    .unwrap();
+    h.delete(&web, false).await.unwrap();
+    assert!(h.accounts.users.lock().unwrap().is_empty());
+    assert!(!h.paths.home_dir(&web).exists());
+    assert!(!h.paths.keys_of(&web).exists());
+}
+
+#[tokio::test]
+async fn an_update_without_isolate_removes_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let web = id("web-1");
+    h.install(&web, req(r#"{"Image":"img","Isolate":true}"#), None)
+        .await
+        .unwrap();
+    h.install(&web, req(r#"{"Image":"img"}"#), None)
+        .await
+        .unwrap();
+    assert!(h.accounts.users.lock().unwrap().is_empty());
+    assert_eq!(ContainerSpec::load(&h.paths, &web).unwrap().user, None);
+    let unit = std::fs::read_to_string(h.paths.unit_file(&web)).unwrap();
+    assert!(!unit.contains("--user"));
+}

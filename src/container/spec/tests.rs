@@ -129,7 +129,6 @@ fn volumes_come_in_geards_form_and_gears() {
 #[test]
 fn geard_options_that_ask_for_something_unsupported_are_refused_by_name() {
     for (body, named) in [
-        (r#"{"Image":"a","Isolate":true}"#, "Isolate"),
         (r#"{"Image":"a","Simple":true}"#, "Simple"),
         (
             r#"{"Image":"a","SocketActivation":true}"#,
@@ -155,4 +154,11 @@ fn slice_names_are_valid_systemd_slices() {
     for bad in ["container-", "-a", "a--b", "a-.slice", "", ".slice", "a b"] {
         assert!(bad.parse::<SliceName>().is_err(), "{bad} accepted");
     }
+}
+
+#[test]
+fn isolate_is_carried_out_now() {
+    let req: InstallRequest = serde_json::from_str(r#"{"Image":"a","Isolate":true}"#).unwrap();
+    assert!(req.isolate);
+    req.check().unwrap();
 }
