@@ -16,18 +16,8 @@ use anyhow::Context as _;
 /// fsync'd, renamed over `path`, then the directory fsync'd so the rename survives a crash.
 /// Creates the parent directory if needed.
 pub fn write(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    let dir = parent(path)?;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let (dir, tmp, mut file) = create_tmp(path, mode)?;
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
         file.write_all(contents)
             .and_then(|()| file.sync_all())
             .with_context(|| format!("writing {}", tmp.display()))?;
@@ -39,6 +29,23 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     }
     result?;
     sync_dir(dir)
+}
+
+/// Creates (or truncates) the temporary file beside `path` that will replace it, creating
+/// the directory if needed: (directory, temporary path, open file).
+fn create_tmp(path: &Path, mode: u32) -> anyhow::Result<(&Path, PathBuf, File)> {
+    let dir = parent(path)?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    Ok((dir, tmp, file))
 }
 
 /// The directory `path` is in (a bare file name is in the current directory).
@@ -69,17 +76,7 @@ impl Batch {
     /// Writes `contents` with `mode` to a temporary file beside `path` (creating the
     /// directory if needed); `path` itself changes only at [`Batch::commit`].
     pub fn stage(&mut self, path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-        let dir = parent(path)?;
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
+        let (_, tmp, mut file) = create_tmp(path, mode)?;
         let staged = Staged {
             path: path.to_path_buf(),
             tmp,

@@ -112,13 +112,7 @@ impl<P: Parts> Host<P> {
         image: &Image,
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Pulled, Error> {
-        self.docker
-            .pull(image.as_str(), progress)
-            .await
-            .map_err(|e| Error::ImageUnavailable {
-                image: image.clone(),
-                reason: format!("{e:#}"),
-            })?;
+        self.pull_image(image, progress).await?;
         let id = self.docker.image_id(image.as_str()).await?.ok_or_else(|| {
             Error::Host(anyhow::anyhow!("{image} is not on the host after its pull"))
         })?;

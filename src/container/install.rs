@@ -133,6 +133,15 @@ impl<P: Parts> Host<P> {
         if let Some(tx) = progress {
             let _ = tx.send(format!("pulling {image}"));
         }
+        self.pull_image(image, progress).await
+    }
+
+    /// Pulls `image`; a failure is [`Error::ImageUnavailable`] with Docker's reason.
+    pub(crate) async fn pull_image(
+        &self,
+        image: &Image,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> Result<(), Error> {
         self.docker
             .pull(image.as_str(), progress)
             .await
