@@ -74,9 +74,9 @@ step "errors are JSON with a Message, as the client decodes them"
 out=$(geard GET /container/gc-none/status 1)
 assert_eq "404 application/json" "$(head -1 <<<"$out")"
 assert_contains "$out" '"Message":"container gc-none is not installed"'
-out=$(geard PUT /container/gc-web2 0 '{"Image":"gear-test/httpd","Isolate":true}')
+out=$(geard PUT /container/gc-web2 0 '{"Image":"gear-test/httpd","SocketActivation":true}')
 assert_eq "400 application/json" "$(head -1 <<<"$out")"
-assert_contains "$out" "Isolate"
+assert_contains "$out" "SocketActivation"
 out=$(geard PUT /container/gc-web2 0 '{"Image":"no-such/image:gone"}')
 assert_eq "422 application/json" "$(head -1 <<<"$out")"
 # One status, one message: Docker's own HTTP status does not leak into it.
