@@ -38,6 +38,15 @@ async fn host(dir: &Path) -> (Arc<Host<Fake>>, ContainerId) {
     (host, id)
 }
 
+/// Idles `id` through the API, as `gear idle` does.
+async fn idle_now(host: &Arc<Host<Fake>>, id: &ContainerId, mode: Option<IdleMode>) -> Reply {
+    let req = Request::Idle {
+        id: id.clone(),
+        mode,
+    };
+    execute(host, req).await.unwrap()
+}
+
 fn json(reply: Reply) -> serde_json::Value {
     match reply {
         Reply::Json(_, v) => v,
@@ -69,17 +78,7 @@ fn wanted(host: &Host<Fake>, id: &ContainerId) -> bool {
 async fn idle_then_start_is_awake_for_good() {
     let dir = tempfile::tempdir().unwrap();
     let (host, id) = host(dir.path()).await;
-    let idle = json(
-        execute(
-            &host,
-            Request::Idle {
-                id: id.clone(),
-                mode: None,
-            },
-        )
-        .await
-        .unwrap(),
-    );
+    let idle = json(idle_now(&host, &id, None).await);
     let status: reply::Status = serde_json::from_value(idle).unwrap();
     assert_eq!(status.idle, Some(IdleMode::Stop));
     assert_eq!(status.state.active_state, "inactive");
@@ -102,15 +101,7 @@ async fn idle_then_start_is_awake_for_good() {
 async fn stop_of_an_idle_container_means_no_wake() {
     let dir = tempfile::tempdir().unwrap();
     let (host, id) = host(dir.path()).await;
-    execute(
-        &host,
-        Request::Idle {
-            id: id.clone(),
-            mode: Some(IdleMode::Freeze),
-        },
-    )
-    .await
-    .unwrap();
+    idle_now(&host, &id, Some(IdleMode::Freeze)).await;
     host.docker
         .containers
         .lock()
@@ -138,15 +129,7 @@ async fn stop_of_an_idle_container_means_no_wake() {
 async fn purge_leaves_nothing_that_wakes_or_starts_at_boot() {
     let dir = tempfile::tempdir().unwrap();
     let (host, id) = host(dir.path()).await;
-    execute(
-        &host,
-        Request::Idle {
-            id: id.clone(),
-            mode: None,
-        },
-    )
-    .await
-    .unwrap();
+    idle_now(&host, &id, None).await;
     let stopped = json(execute(&host, Request::StopAll).await.unwrap());
     let stopped: reply::Stopped = serde_json::from_value(stopped).unwrap();
     assert_eq!(stopped.stopped, std::slice::from_ref(&id));
@@ -195,15 +178,7 @@ async fn a_busy_container_answers_409_in_bounded_time() {
 async fn delete_of_an_idle_container_removes_every_trace() {
     let dir = tempfile::tempdir().unwrap();
     let (host, id) = host(dir.path()).await;
-    execute(
-        &host,
-        Request::Idle {
-            id: id.clone(),
-            mode: None,
-        },
-    )
-    .await
-    .unwrap();
+    idle_now(&host, &id, None).await;
     let deleted = json(
         execute(
             &host,
