@@ -137,7 +137,13 @@ impl<P: Parts> Host<P> {
     async fn run_locked(&self, lock: &Lock, action: Action) -> Result<(), Error> {
         let id = lock.id();
         self.require_installed(id)?;
-        let before = self.systemd.unit_state(&id.unit_name()).await?;
+        // GetUnit, not LoadUnit: a unit systemd has not loaded is not up, and loading it
+        // here would only add a read of every unit directory before the job loads it.
+        let was_up = self
+            .systemd
+            .loaded_state(&id.unit_name())
+            .await?
+            .is_some_and(|state| is_up(&state));
         self.want_at_boot(id).await?;
         let idle = self.thaw_if_frozen(id).await?;
         // A unit that failed earlier starts afresh, and its restart counter too.
@@ -148,7 +154,7 @@ impl<P: Parts> Host<P> {
         }
         // The container now runs on its current spec (a start of a running unit changes
         // nothing, so only a restart or a start from down lets old ports go).
-        if action == Action::Restart || !is_up(&before) {
+        if action == Action::Restart || !was_up {
             self.release_retired(id)?;
         }
         Ok(())
