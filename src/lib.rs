@@ -33,4 +33,5 @@ pub mod port;
 pub mod runtime;
 mod serde_str;
 pub mod systemd;
+pub mod tls;
 pub mod unit_file;

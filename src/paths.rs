@@ -128,6 +128,16 @@ impl Paths {
         self.root.join("etc/gear/tokens")
     }
 
+    /// `/etc/gear/tls/cert.pem`: the certificate the agent serves TLS with (`gear init-tls`).
+    pub fn tls_cert(&self) -> PathBuf {
+        self.root.join("etc/gear/tls/cert.pem")
+    }
+
+    /// `/etc/gear/tls/key.pem` (mode 0600): the key of [`Paths::tls_cert`].
+    pub fn tls_key(&self) -> PathBuf {
+        self.root.join("etc/gear/tls/key.pem")
+    }
+
     /// `/var/lib/containers/idle`: the marks of idle containers.
     pub fn idle_dir(&self) -> PathBuf {
         self.state_dir().join("idle")

@@ -16,6 +16,7 @@ use super::reply::{InstallLine, Installed};
 use super::request::Request;
 use crate::locator::HostAddr;
 use crate::paths::Paths;
+use crate::tls::client::Trust;
 
 /// How long to wait for an agent to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,6 +29,10 @@ pub struct Client {
     token: Option<String>,
     /// The agent's Unix socket, tried first, when `host` is this host's agent.
     local_socket: Option<PathBuf>,
+    /// How to check the agent's certificate; TLS is used when this is set.
+    trust: Option<Trust>,
+    /// Speak plain HTTP to another host when there is no trust.
+    insecure: bool,
 }
 
 /// An agent's successful answer.
@@ -50,7 +55,31 @@ impl Client {
             timeout,
             token: None,
             local_socket,
+            trust: None,
+            insecure: false,
         }
+    }
+
+    /// The same client, speaking TLS and checking the agent by `trust` (when given).
+    pub fn with_trust(mut self, trust: Option<Trust>) -> Client {
+        self.trust = trust;
+        self
+    }
+
+    /// The same client, allowed to speak plain HTTP (token included) to another host.
+    pub fn insecure(mut self, yes: bool) -> Client {
+        self.insecure = yes;
+        self
+    }
+
+    /// How this client checks the agent, if it uses TLS.
+    pub fn trust(&self) -> Option<&Trust> {
+        self.trust.as_ref()
+    }
+
+    /// The token this client sends.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// The agent's Unix socket, when this client may use it and can connect (root, or the
@@ -260,7 +289,23 @@ impl Client {
                     .await
                     .map_err(|_| anyhow!("{}: connection timed out", self.host))?
                     .with_context(|| format!("{}: cannot reach the gear agent", self.host))?;
-                handshake(&self.host, stream).await?
+                match &self.trust {
+                    Some(trust) => {
+                        let tls = tokio::time::timeout(
+                            CONNECT_TIMEOUT,
+                            crate::tls::client::connect(stream, self.host.host(), trust),
+                        )
+                        .await
+                        .map_err(|_| anyhow!("{}: TLS handshake timed out", self.host))?
+                        .with_context(|| format!("{}: not the agent it should be", self.host))?;
+                        handshake(&self.host, tls).await?
+                    }
+                    None => {
+                        let peer = stream.peer_addr().ok();
+                        plain_allowed(&self.host, peer, self.insecure)?;
+                        handshake(&self.host, stream).await?
+                    }
+                }
             }
         };
         let body = req.body().unwrap_or_default();
@@ -286,6 +331,24 @@ impl Client {
     }
 }
 
+/// Whether plain HTTP may go to the agent `host` at `peer`: to loopback always, to other
+/// hosts only when told `insecure` (the token and every body could be read on the way).
+fn plain_allowed(
+    host: &HostAddr,
+    peer: Option<std::net::SocketAddr>,
+    insecure: bool,
+) -> anyhow::Result<()> {
+    let loopback = peer.is_some_and(|a| a.ip().to_canonical().is_loopback());
+    if loopback || insecure {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "{host}: refusing to send requests and tokens to another host in the clear: pin its \
+         certificate (run `gear init-tls` on it and add `{host} fingerprint=SHA256:...` to \
+         ~/.config/gear/hosts), give --ca-file, or pass --insecure"
+    ))
+}
+
 /// Starts HTTP/1.1 on `stream` and drives the connection in the background.
 async fn handshake<IO>(
     host: &HostAddr,
@@ -303,4 +366,27 @@ where
         }
     });
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_goes_to_other_hosts_only_when_insecure() {
+        let host: HostAddr = "web1.example".parse().unwrap();
+        let at = |ip: &str| Some(std::net::SocketAddr::new(ip.parse().unwrap(), 43273));
+        for ip in ["127.0.0.1", "127.0.1.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(plain_allowed(&host, at(ip), false).is_ok(), "{ip}");
+        }
+        for ip in ["10.0.0.7", "::ffff:10.0.0.7", "192.0.2.1", "fe80::1"] {
+            let err = plain_allowed(&host, at(ip), false).unwrap_err().to_string();
+            assert!(
+                err.contains("in the clear") && err.contains("--insecure"),
+                "{err}"
+            );
+            assert!(plain_allowed(&host, at(ip), true).is_ok());
+        }
+        assert!(plain_allowed(&host, None, false).is_err());
+    }
 }

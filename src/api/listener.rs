@@ -70,6 +70,17 @@ impl Listener {
         }
     }
 
+    /// Whether other hosts can connect: a TCP socket on an address other than loopback
+    /// (the wildcard address included).
+    pub fn faces_other_hosts(&self) -> bool {
+        match self {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .is_ok_and(|a| !a.ip().to_canonical().is_loopback()),
+            Listener::Unix(_) => false,
+        }
+    }
+
     async fn accept(&self) -> std::io::Result<(Conn, Peer)> {
         match self {
             Listener::Tcp(l) => {

@@ -12,7 +12,8 @@
 //! - [`reply`]: the typed answers, shared by the agent and its clients;
 //! - [`limits`], [`browser`], [`auth`], [`listener`]: what the agent bounds and refuses
 //!   (docs/security.md);
-//! - [`client`]: what `gear` sends requests with;
+//! - [`client`]: what `gear` sends requests with; [`reach`]: each agent's token and TLS
+//!   trust, from the flags and `~/.config/gear/hosts`;
 //! - [`error`]: the errors and their status codes.
 
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod handle;
 pub mod idempotency;
 pub mod limits;
 pub mod listener;
+pub mod reach;
 pub mod reply;
 pub mod request;
 mod respond;

@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures_util::future::Either;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
 
 use super::auth::Auth;
@@ -21,6 +23,7 @@ use super::listener::{Conn, Listener, Peer, accept_any};
 use super::respond::{Shared, respond};
 use crate::container::host::{Host, Parts};
 use crate::systemd::notify;
+use crate::tls::server::{Serve, ServerTls, refusal};
 
 /// The largest request body the agent reads; larger ones are answered 413.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -40,6 +43,8 @@ pub struct ServeOptions {
     pub host_names: Vec<String>,
     /// Ask loopback TCP clients for a token too (the Unix socket still needs none).
     pub loopback_needs_token: bool,
+    /// The certificate to serve TLS with; while there is one, other hosts must use TLS.
+    pub tls: ServerTls,
 }
 
 /// The open connections: counted for the idle exit.
@@ -115,8 +120,8 @@ pub async fn serve<P: Parts>(
                     Err(e) => { log::debug!("accept failed: {e}"); continue; }
                 };
                 let conn = match conn {
-                    Conn::Tcp(s) => Either::Left(serve_conn(&shared, &graceful, TokioIo::new(s), peer)),
-                    Conn::Unix(s) => Either::Right(serve_conn(&shared, &graceful, TokioIo::new(s), peer)),
+                    Conn::Tcp(s) => Either::Left(serve_tcp(shared.clone(), graceful.watcher(), s, peer, opts.tls.clone())),
+                    Conn::Unix(s) => Either::Right(serve_conn(&shared, graceful.watcher(), TokioIo::new(s), peer)),
                 };
                 open.count.fetch_add(1, Ordering::SeqCst);
                 let open = open.clone();
@@ -150,11 +155,64 @@ pub async fn serve<P: Parts>(
     Ok(())
 }
 
+/// Serves one TCP connection: in TLS when it opens with a handshake, in the clear when
+/// [`ServerTls::decide`] allows, else answers once that TLS is needed.
+async fn serve_tcp<P: Parts>(
+    shared: Arc<Shared<P>>,
+    watcher: Watcher,
+    mut stream: TcpStream,
+    peer: Peer,
+    tls: ServerTls,
+) {
+    let loopback = matches!(peer, Peer::Tcp(a) if a.ip().to_canonical().is_loopback());
+    let mut first = [0u8; 1];
+    let first = match tokio::time::timeout(shared.header_timeout, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => Some(first[0]),
+        // Closed, failed, or silent past the header timeout: nothing to answer.
+        _ => return,
+    };
+    match tls.decide(first, loopback) {
+        Serve::Plain => serve_conn(&shared, watcher, TokioIo::new(stream), peer).await,
+        Serve::Tls => {
+            let ServerTls::Ready(acceptor) = tls else {
+                unreachable!("decide says Tls only with a certificate")
+            };
+            match tokio::time::timeout(shared.header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => serve_conn(&shared, watcher, TokioIo::new(s), peer).await,
+                Ok(Err(e)) => log::info!("connection from {peer}: TLS handshake failed: {e}"),
+                Err(_) => log::info!("connection from {peer}: no TLS handshake in time"),
+            }
+        }
+        Serve::RefusePlain => {
+            log::info!("connection from {peer}: plain HTTP from another host, refused (426)");
+            // Read the request head first, so closing does not reset the answer away.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            let read_head = async {
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), read_head).await;
+            let _ = stream.write_all(&refusal()).await;
+            let _ = stream.shutdown().await;
+        }
+        Serve::NoTls => {
+            log::info!(
+                "connection from {peer}: a TLS handshake, but this agent has no certificate"
+            );
+        }
+    }
+}
+
 /// Serves one connection, over TCP or the Unix socket, until it closes or its bounded
 /// answer (a log) is past its deadline.
 fn serve_conn<P, IO>(
     shared: &Arc<Shared<P>>,
-    graceful: &GracefulShutdown,
+    watcher: Watcher,
     io: TokioIo<IO>,
     peer: Peer,
 ) -> impl Future<Output = ()> + Send + 'static
@@ -173,7 +231,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(shared.header_timeout)
         .serve_connection(io, service);
-    let conn = graceful.watch(conn);
+    let conn = watcher.watch(conn);
     async move {
         tokio::select! {
             result = conn => if let Err(e) = result {

@@ -104,8 +104,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .into_iter()
             .map(gear::api::listener::Listener::from_std)
             .collect::<Result<Vec<_>, _>>()?;
+        let paths = Paths::system();
+        let tls = gear::tls::server::ServerTls::load(&paths);
+        let remote = listeners
+            .iter()
+            .any(gear::api::listener::Listener::faces_other_hosts);
+        gear::tls::server::log_state(&tls, &paths, remote);
         let mut host: Host<System> = Host::new(
-            Paths::system(),
+            paths,
             Dbus::new(),
             DockerApi::default(),
             Iptables,
@@ -125,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 host_names: cli.host_names,
                 loopback_needs_token: cli.loopback_needs_token,
+                tls,
             },
         )
         .await

@@ -33,6 +33,14 @@ pub struct Cli {
     /// geard and docker.
     #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Check agents on other hosts against the CAs in this PEM file (for hosts without a
+    /// line of their own in ~/.config/gear/hosts).
+    #[arg(long, global = true, value_name = "FILE", env = "GEAR_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Speak plain HTTP to agents on other hosts that have no pinned fingerprint or CA,
+    /// sending the token in the clear.
+    #[arg(long, global = true)]
+    pub insecure: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -108,6 +116,22 @@ pub enum Command {
     /// host); it is added to /etc/gear/tokens and printed. Clients send it from $GEAR_TOKEN
     /// or ~/.config/gear/token.
     NewToken,
+    /// Make a self-signed certificate for this host's agent (run as root on the agent's
+    /// host) and print its SHA-256 fingerprint, for clients to pin in ~/.config/gear/hosts.
+    ///
+    /// The key goes to /etc/gear/tls/key.pem (0600), the certificate to cert.pem. With a
+    /// certificate, the agent serves TLS and refuses plain HTTP from other hosts; restart
+    /// gear-api.service to make it take a new one. An existing certificate is kept (its
+    /// fingerprint is printed) unless --force.
+    InitTls {
+        /// Another name or address clients reach the agent by (repeatable); the host's
+        /// name, localhost, 127.0.0.1 and ::1 are always in.
+        #[arg(long = "name", value_name = "NAME|IP")]
+        names: Vec<String>,
+        /// Replace an existing certificate (clients that pinned it must pin the new one).
+        #[arg(long)]
+        force: bool,
+    },
     /// Print a container's log (its unit's journal), following it for a while.
     Logs {
         /// The container, as HOST[:PORT]/ID.
@@ -364,9 +388,16 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs one command; `Ok(false)` when some host or container failed (already reported).
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let hosts = match crate::api::reach::HostsFile::default_path() {
+        Some(path) => crate::api::reach::HostsFile::load(&path)?,
+        None => Default::default(),
+    };
     let remote = Remote {
         timeout: cli.timeout.unwrap_or(ANSWER_TIMEOUT),
         token: token()?,
+        hosts: std::sync::Arc::new(hosts),
+        ca_file: cli.ca_file,
+        insecure: cli.insecure,
     };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     match cli.command {
@@ -418,6 +449,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             writeln!(out, "{}", crate::api::auth::new_token(&file)?)?;
             Ok(true)
         }
+        Command::InitTls { names, force } => {
+            let paths = crate::paths::Paths::system();
+            let (fp, new) = crate::tls::cert::init(&paths, &names, force)?;
+            writeln!(out, "{fp}")?;
+            match new {
+                true => writeln!(
+                    err,
+                    "made {}; restart gear-api.service to serve it, and pin it on clients: \
+                     add `HOST fingerprint={fp}` to ~/.config/gear/hosts",
+                    paths.tls_cert().display()
+                )?,
+                false => writeln!(
+                    err,
+                    "{} exists: kept (--force makes a new one)",
+                    paths.tls_cert().display()
+                )?,
+            }
+            Ok(true)
+        }
         Command::Link { links, locators } => {
             super::container::link(&remote, &locators, &links, &mut out, &mut err).await
         }
@@ -433,8 +483,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 timeout: follow_for,
             };
             // The agent ends the answer at the timeout; allow it time to get there.
-            let client = crate::api::Client::new(locator.host.clone(), follow_for + remote.timeout)
-                .with_token(remote.token.clone());
+            let client = remote.client_for(&locator.host, follow_for + remote.timeout);
             client
                 .stream_to(
                     &Request::Log {

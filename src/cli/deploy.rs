@@ -27,7 +27,7 @@ pub async fn deploy(
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let d = Deployment::parse(&text).with_context(|| format!("in {}", file.display()))?;
     writeln!(out, "==> deploying {} over {}", file.display(), join(hosts))?;
-    let agents = ClientAgents::new(remote.timeout, remote.token.clone());
+    let agents = ClientAgents::new(remote.clone());
     let outcome = apply::deploy(&agents, &d, hosts, out_file, &mut |e| print(e, out, err)).await?;
     writeln!(
         out,

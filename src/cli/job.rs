@@ -73,7 +73,7 @@ pub async fn run(
     let wait = timeout.map_or(Duration::from_secs(86_400), |t| {
         t + Duration::from_secs(600)
     });
-    let client = crate::api::Client::new(args.host, wait).with_token(remote.token.clone());
+    let client = remote.client_for(&args.host, wait);
     let mut stdout = std::io::stdout();
     let req = Request::RunJob(job);
     let running = client.run_job(&req, |text| {

@@ -13,28 +13,11 @@ pub mod table;
 pub mod volumes;
 
 use std::future::Future;
-use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::api::Client;
+pub use crate::api::reach::Reach as Remote;
 use crate::locator::HostAddr;
-
-/// Options every remote command shares.
-#[derive(Debug, Clone)]
-pub struct Remote {
-    /// The longest one agent may take to answer one request.
-    pub timeout: Duration,
-    /// The bearer token agents on other hosts want.
-    pub token: Option<String>,
-}
-
-impl Remote {
-    /// A client for `host` with these options.
-    pub fn client(&self, host: &HostAddr) -> Client {
-        Client::new(host.clone(), self.timeout).with_token(self.token.clone())
-    }
-}
 
 /// The token for remote agents: `$GEAR_TOKEN`, else the first line of
 /// `~/.config/gear/token`, else none.

@@ -5,7 +5,6 @@
 //! `deploy::fake::FakeAgents`, hosts kept in memory.
 
 use std::future::Future;
-use std::time::Duration;
 
 use crate::api::reply::{Installed, Linked, Status};
 use crate::api::request::ContainerLinks;
@@ -75,19 +74,17 @@ pub trait Agents: Send + Sync {
 /// The agents over HTTP, one [`api::Client`] per request.
 #[derive(Debug, Clone)]
 pub struct ClientAgents {
-    timeout: Duration,
-    token: Option<String>,
+    reach: api::reach::Reach,
 }
 
 impl ClientAgents {
-    /// Agents that may take `timeout` per request, sent `token` (needed by agents on other
-    /// hosts).
-    pub fn new(timeout: Duration, token: Option<String>) -> Self {
-        ClientAgents { timeout, token }
+    /// Agents reached as `reach` says (time limit, tokens, TLS).
+    pub fn new(reach: api::reach::Reach) -> Self {
+        ClientAgents { reach }
     }
 
     fn client(&self, host: &HostAddr) -> api::Client {
-        api::Client::new(host.clone(), self.timeout).with_token(self.token.clone())
+        self.reach.client(host)
     }
 }
 

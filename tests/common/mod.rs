@@ -32,6 +32,8 @@ pub struct AgentOptions<'a> {
     pub programs: Vec<(&'a str, &'a str)>,
     /// Listen on every IPv6 and IPv4 address (`[::]`, dual-stack) instead of `127.0.0.1`.
     pub dual_stack: bool,
+    /// Make a certificate with `gear init-tls` first, so the agent serves TLS.
+    pub init_tls: bool,
 }
 
 impl Agent {
@@ -48,6 +50,14 @@ impl Agent {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, content).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        if opts.init_tls {
+            let made = Command::new(env!("CARGO_BIN_EXE_gear"))
+                .arg("init-tls")
+                .env("GEAR_ROOT", root.path())
+                .output()
+                .unwrap();
+            assert!(made.status.success(), "{made:?}");
         }
         let stderr = std::fs::File::create(root.path().join("stderr")).unwrap();
         let listen = match opts.dual_stack {

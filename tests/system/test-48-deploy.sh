@@ -16,13 +16,17 @@ name_pages() { for i in "$@"; do on "${i%%/*}" docker exec "ctr-${i#*/}" sh -c "
 started() { on "$1" systemctl show -P ExecMainStartTimestampMonotonic "ctr-$2.service"; }
 trap '"$TESTBED" down "$PEER" >/dev/null 2>&1 || true' EXIT
 
-step "two agents on the bridge, sharing a token"
+step "two agents on the bridge, sharing a token, each with a certificate the CLI pins"
 "$TESTBED" up "$PEER" --bridge --stage "$STAGE" >/dev/null
 "$TESTBED" images "$PEER" >/dev/null
 ip1=$("$TESTBED" ip "$MACHINE"); ip2=$("$TESTBED" ip "$PEER")
+tb mkdir -p /root/.config/gear
 for m in "$MACHINE" "$PEER"; do
   ip=$("$TESTBED" ip "$m")
   on "$m" sh -c "mkdir -p /etc/gear /etc/systemd/system/gear-api.socket.d && umask 077 && echo $token > /etc/gear/tokens"
+  fp=$(on "$m" gear init-tls --name "$ip" 2>/dev/null)
+  tb sh -c "echo '$ip fingerprint=$fp' >> /root/.config/gear/hosts"
+  on "$m" systemctl stop gear-api.service
   on "$m" sh -c "printf '[Socket]\nListenStream=$ip:43273\nFreeBind=yes\n' > /etc/systemd/system/gear-api.socket.d/listen.conf"
   on "$m" systemctl daemon-reload
   on "$m" systemctl enable --now gear-api.socket container-active.target >/dev/null 2>&1
