@@ -21,6 +21,27 @@ use crate::tls::client::Trust;
 /// How long to wait for an agent to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many requests `gear` has open at once by default (`--parallel`).
+pub const DEFAULT_PARALLEL: usize = 16;
+
+/// A bound on the requests a set of clients has open at once, shared by the clones: a
+/// command over thousands of containers uses this many connections, not thousands.
+#[derive(Debug, Clone)]
+pub struct Slots(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Slots {
+    /// At most `n` (at least 1) requests at once.
+    pub fn new(n: usize) -> Slots {
+        Slots(std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1))))
+    }
+}
+
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots::new(DEFAULT_PARALLEL)
+    }
+}
+
 /// A client for one agent.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -33,6 +54,8 @@ pub struct Client {
     trust: Option<Trust>,
     /// Speak plain HTTP to another host when there is no trust.
     insecure: bool,
+    /// Wait for one of these before each request, if given.
+    slots: Option<Slots>,
 }
 
 /// An agent's successful answer.
@@ -57,7 +80,14 @@ impl Client {
             local_socket,
             trust: None,
             insecure: false,
+            slots: None,
         }
+    }
+
+    /// The same client, waiting for one of `slots` before each request.
+    pub fn with_slots(mut self, slots: Slots) -> Client {
+        self.slots = Some(slots);
+        self
     }
 
     /// The same client, speaking TLS and checking the agent by `trust` (when given).
@@ -229,11 +259,16 @@ impl Client {
         .await
     }
 
-    /// Runs `work` within the client's time limit.
+    /// Runs `work` within the client's time limit, once it has a slot (the wait for one
+    /// does not count against the limit).
     async fn bounded<T>(
         &self,
         work: impl std::future::Future<Output = anyhow::Result<T>>,
     ) -> anyhow::Result<T> {
+        let _slot = match &self.slots {
+            Some(slots) => Some(slots.0.acquire().await.expect("never closed")),
+            None => None,
+        };
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| {
@@ -388,5 +423,80 @@ mod tests {
             assert!(plain_allowed(&host, at(ip), true).is_ok());
         }
         assert!(plain_allowed(&host, None, false).is_err());
+    }
+
+    /// A loopback agent that answers every request with an empty container list after
+    /// `delay`, and the most connections it held at once.
+    async fn slow_agent(
+        delay: Duration,
+    ) -> (HostAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = format!("127.0.0.1:{}", l.local_addr().unwrap().port());
+        let (open, most) = (
+            std::sync::Arc::new(AtomicUsize::new(0)),
+            std::sync::Arc::new(AtomicUsize::new(0)),
+        );
+        let seen = most.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let (open, most) = (open.clone(), most.clone());
+                tokio::spawn(async move {
+                    let now = open.fetch_add(1, SeqCst) + 1;
+                    most.fetch_max(now, SeqCst);
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    tokio::time::sleep(delay).await;
+                    open.fetch_sub(1, SeqCst);
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{\"Containers\":[]}",
+                        )
+                        .await;
+                });
+            }
+        });
+        (host.parse().unwrap(), seen)
+    }
+
+    #[tokio::test]
+    async fn clients_sharing_slots_keep_at_most_that_many_requests_open() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (host, most) = slow_agent(Duration::from_millis(50)).await;
+        let slots = Slots::new(3);
+        let client = Client::new(host, Duration::from_secs(5)).with_slots(slots);
+        let req = Request::ListContainers { all: true };
+        let started = std::time::Instant::now();
+        let answers = futures_util::future::join_all((0..12).map(|_| client.send(&req))).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(
+            most.load(SeqCst),
+            3,
+            "the agent saw more (or fewer) at once"
+        );
+        // Four rounds of three: waiting for a slot is not counted as the request's time.
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        // Without slots, all twelve go at once.
+        let (host, most) = slow_agent(Duration::from_millis(50)).await;
+        let client = Client::new(host, Duration::from_secs(5));
+        futures_util::future::join_all((0..12).map(|_| client.send(&req))).await;
+        assert_eq!(most.load(SeqCst), 12);
+    }
+
+    #[tokio::test]
+    async fn a_deploy_keeps_at_most_parallel_requests_open() {
+        use std::sync::atomic::Ordering::SeqCst;
+
+        use crate::deploy::agents::{Agents as _, ClientAgents};
+        let (host, most) = slow_agent(Duration::from_millis(50)).await;
+        let agents = ClientAgents::new(crate::api::reach::Reach {
+            timeout: Duration::from_secs(5),
+            slots: Slots::new(2),
+            ..Default::default()
+        });
+        let lists = futures_util::future::join_all((0..8).map(|_| agents.list(&host))).await;
+        assert!(lists.iter().all(Result::is_ok), "{lists:?}");
+        assert_eq!(most.load(SeqCst), 2);
     }
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::Client;
+use super::client::Slots;
 use crate::locator::HostAddr;
 use crate::tls::Fingerprint;
 use crate::tls::client::Trust;
@@ -42,6 +43,8 @@ pub struct Reach {
     pub ca_file: Option<PathBuf>,
     /// Allow plain HTTP, token included, to agents on other hosts without a trust.
     pub insecure: bool,
+    /// The requests open at once, over every client made here (`--parallel`).
+    pub slots: Slots,
 }
 
 impl Reach {
@@ -64,6 +67,7 @@ impl Reach {
             .with_token(token)
             .with_trust(trust)
             .insecure(self.insecure)
+            .with_slots(self.slots.clone())
     }
 }
 

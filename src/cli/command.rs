@@ -41,6 +41,12 @@ pub struct Cli {
     /// sending the token in the clear.
     #[arg(long, global = true)]
     pub insecure: bool,
+    /// Keep at most N requests open at once, over all hosts and containers (commands on
+    /// many locators, deploy).
+    #[arg(long, global = true, value_name = "N",
+          default_value_t = crate::api::client::DEFAULT_PARALLEL as u16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -398,6 +404,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         hosts: std::sync::Arc::new(hosts),
         ca_file: cli.ca_file,
         insecure: cli.insecure,
+        slots: crate::api::client::Slots::new(cli.parallel.into()),
     };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     match cli.command {
