@@ -47,8 +47,22 @@ pub async fn deploy<A: Agents>(
     out_file: &Path,
     on_event: &mut impl FnMut(&Event) -> io::Result<()>,
 ) -> anyhow::Result<Outcome> {
-    let existing = observe::existing(agents, d, hosts).await?;
+    // Only what a deploy recorded is this deployment's: a container that merely has the
+    // id of one of its instances was made by hand or by another deployment.
+    let previous = previous_instances(out_file)?;
+    let owned = observe::Owned::new(d.instances.iter().chain(&previous));
+    let found = observe::existing(agents, d, hosts, &owned).await?;
+    let existing = found.existing;
     let plan = plan(d, hosts, &existing)?;
+    let taken: Vec<String> = found
+        .foreign
+        .iter()
+        .filter(|(id, _)| plan.instances.iter().any(|i| i.id == *id))
+        .map(|(id, host)| format!("{host}/{id}"))
+        .collect();
+    if !taken.is_empty() {
+        return Err(observe::NotMadeHere(taken).into());
+    }
     let mut report = Report::new(on_event);
     let currents = join_all(
         plan.instances
@@ -62,11 +76,29 @@ pub async fn deploy<A: Agents>(
     run(agents, &plan, &currents, &installs, &mut report).await?;
     delete(agents, &plan, &mut report).await?;
     let record = instances_file(d, &plan, &externals);
-    crate::atomic_file::write(out_file, record.to_json().as_bytes(), 0o644)?;
+    // It holds environment values (passwords, keys): the user's alone.
+    crate::atomic_file::write(out_file, record.to_json().as_bytes(), 0o600)?;
     Ok(Outcome {
         instances: plan.instances.len(),
         all_done: report.all_done(),
     })
+}
+
+/// The instances recorded by the last deploy to `out_file` (none without one).
+fn previous_instances(out_file: &Path) -> anyhow::Result<Vec<Instance>> {
+    use anyhow::Context as _;
+    match std::fs::read_to_string(out_file) {
+        Ok(text) => Ok(Deployment::parse(&text)
+            .with_context(|| {
+                format!(
+                    "{} (the record of what the last deploy made) cannot be read",
+                    out_file.display()
+                )
+            })?
+            .instances),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", out_file.display())),
+    }
 }
 
 /// The host port of every published (instance, container port).

@@ -1,13 +1,13 @@
 //! The first half of a deploy: what the hosts have now, and whether an instance already is
 //! what the plan wants. Only reads; nothing here changes a host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::future::join_all;
 
-use super::Deployment;
 use super::agents::Agents;
 use super::plan::Planned;
+use super::{Deployment, Instance};
 use crate::api::reply::Status;
 use crate::container::environment::Environment;
 use crate::id::ContainerId;
@@ -20,29 +20,85 @@ use crate::locator::HostAddr;
 #[error("nothing was changed: not every host answered:\n  {}", .0.join("\n  "))]
 pub struct NotEveryHostAnswered(pub Vec<String>);
 
-/// The instances of `d` on `hosts` (id → host), asking every host at once.
+/// Containers with the ids of this deployment's instances that it did not make, so the
+/// deploy changed nothing: installing over them, or deleting them, would lose someone
+/// else's container.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "nothing was changed: {} not made by this deployment (not in its instances file); \
+     gear deploy never replaces or deletes what it did not make: delete {}, or change the \
+     deployment's IdPrefix",
+    .0.join(", "),
+    if .0.len() == 1 { "it" } else { "them" }
+)]
+pub struct NotMadeHere(pub Vec<String>);
+
+/// The containers a deployment made: the instances its instances files record, each on
+/// its host.
+#[derive(Debug, Clone, Default)]
+pub struct Owned(BTreeSet<(String, Option<String>)>);
+
+impl Owned {
+    /// The instances in `records` (a deployment's own, its previous instances file's).
+    pub fn new<'a>(records: impl IntoIterator<Item = &'a Instance>) -> Owned {
+        Owned(
+            records
+                .into_iter()
+                .map(|i| (i.id.clone(), i.on.clone()))
+                .collect(),
+        )
+    }
+
+    /// Whether container `id` on `host` is one of them (a record without a host, from an
+    /// older file, stands for any host).
+    fn owns(&self, id: &ContainerId, host: &HostAddr) -> bool {
+        self.0
+            .iter()
+            .any(|(i, on)| i == id.as_str() && on.as_ref().is_none_or(|on| *on == host.to_string()))
+    }
+}
+
+/// What the hosts hold with this deployment's ids.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// Its instances (id → host): the containers it made.
+    pub existing: BTreeMap<ContainerId, HostAddr>,
+    /// Containers whose ids look like its instances' but that it did not make.
+    pub foreign: Vec<(ContainerId, HostAddr)>,
+}
+
+/// What `hosts` hold with the ids of `d`'s instances, asking every host at once; only the
+/// containers in `owned` count as the deployment's.
 pub async fn existing<A: Agents>(
     agents: &A,
     d: &Deployment,
     hosts: &[HostAddr],
-) -> Result<BTreeMap<ContainerId, HostAddr>, NotEveryHostAnswered> {
+    owned: &Owned,
+) -> Result<Found, NotEveryHostAnswered> {
     let lists = join_all(hosts.iter().map(|h| agents.list(h))).await;
-    let mut existing = BTreeMap::new();
+    let mut found = Found::default();
     let mut unreachable = Vec::new();
     for (host, list) in hosts.iter().zip(lists) {
         match list {
             Ok(list) => {
                 for c in list.containers {
-                    if belongs(d, c.id.as_str()) {
-                        existing.insert(c.id, host.clone());
+                    if !belongs(d, c.id.as_str()) {
+                        continue;
                     }
+                    match owned.owns(&c.id, host) {
+                        true => found.existing.insert(c.id, host.clone()),
+                        false => {
+                            found.foreign.push((c.id, host.clone()));
+                            None
+                        }
+                    };
                 }
             }
             Err(e) => unreachable.push(format!("{e:#}")),
         }
     }
     match unreachable.is_empty() {
-        true => Ok(existing),
+        true => Ok(found),
         false => Err(NotEveryHostAnswered(unreachable)),
     }
 }

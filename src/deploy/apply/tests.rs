@@ -357,3 +357,99 @@ async fn a_failed_update_keeps_the_instance_and_the_links_to_it() {
     assert!(web2.active);
     assert_eq!(bed.instances().instances[1].ports[0].external, 4000);
 }
+
+/// Installs `id` on `host` by hand, as `gear install` would (not through a deploy).
+async fn install_by_hand(bed: &Bed, host_name: &str, id: &str) {
+    let req = InstallRequest::new("someone/else".parse().unwrap());
+    bed.agents
+        .install(&host(host_name), &id.parse().unwrap(), req)
+        .await
+        .unwrap();
+    bed.agents.take_calls();
+}
+
+#[tokio::test]
+async fn a_container_the_deployment_did_not_make_is_never_deleted() {
+    let bed = Bed::new();
+    let mut d = fixture("replica_set.json");
+    bed.deploy(&d).await.0.unwrap();
+    // db-4 has the deployment's id pattern, but a person installed it.
+    install_by_hand(&bed, "h2", "db-4").await;
+
+    d.containers[0].count = 2;
+    let (outcome, events) = bed.deploy(&d).await;
+    assert!(outcome.unwrap().all_done);
+    assert!(
+        events.contains(&"h1/db-3 deleted".to_string()),
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|e| e.contains("db-4")), "{events:?}");
+    assert!(!bed.changes().contains(&Call::Delete("h2/db-4".into())));
+    let db4 = bed.agents.container(&host("h2"), "db-4").unwrap();
+    assert_eq!(db4.spec.image.as_str(), "someone/else");
+}
+
+#[tokio::test]
+async fn an_instance_id_taken_by_a_container_it_did_not_make_stops_the_deploy() {
+    let bed = Bed::new();
+    install_by_hand(&bed, "h2", "web-2").await;
+    let d = fixture("simple_deploy.json");
+    let (outcome, events) = bed.deploy(&d).await;
+    let err = outcome.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        err.downcast_ref::<observe::NotMadeHere>().is_some(),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("h2/web-2 not made by this deployment"),
+        "{msg}"
+    );
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(bed.changes(), []);
+    assert!(!bed.out_file().exists());
+    assert_eq!(
+        bed.agents
+            .container(&host("h2"), "web-2")
+            .unwrap()
+            .spec
+            .image
+            .as_str(),
+        "someone/else"
+    );
+}
+
+#[tokio::test]
+async fn ownership_comes_from_the_instances_file_and_the_file_is_the_users_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bed = Bed::new();
+    let d = fixture("simple_deploy.json");
+    bed.deploy(&d).await.0.unwrap();
+    let mode = std::fs::metadata(bed.out_file())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let record = bed.instances();
+    bed.agents.take_calls();
+
+    // Without the record, its own instances are strangers: nothing is touched.
+    std::fs::remove_file(bed.out_file()).unwrap();
+    let err = bed.deploy(&d).await.0.unwrap_err();
+    assert!(
+        err.downcast_ref::<observe::NotMadeHere>().is_some(),
+        "{err:#}"
+    );
+    assert_eq!(bed.changes(), []);
+
+    // Deploying the record itself owns them again.
+    let (outcome, _) = bed.deploy(&record).await;
+    assert!(outcome.unwrap().all_done);
+    assert_eq!(bed.changes(), []);
+    // A record naming another host does not own the instance on this one.
+    let mut moved = record.clone();
+    moved.instances[0].on = Some("h9".into());
+    std::fs::remove_file(bed.out_file()).unwrap();
+    let err = bed.deploy(&moved).await.0.unwrap_err();
+    assert!(format!("{err:#}").contains("h1/web-1"), "{err:#}");
+}
