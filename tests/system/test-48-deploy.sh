@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # gear deploy over two machines: both fixtures come up with working links, redeploying
-# (the file or the instances file) changes nothing, a smaller count removes instances, and
-# an unreachable host stops the deploy before anything changes.
+# (the file or the instances file) changes nothing, a smaller count removes instances but
+# never a container the deployment did not make, a container it did not make with one of
+# its ids stops the deploy, the instances file is the user's alone, and an unreachable host
+# stops the deploy before anything changes.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -52,6 +54,7 @@ name_pages "$MACHINE/web-1" "$PEER/web-2"
 assert_eq web-2 "$(fetch "$MACHINE" web-1 127.0.0.1 8081)" "web-1 -> 127.0.0.1:8081"
 assert_eq web-1 "$(fetch "$PEER" web-2 127.0.0.1 8080)" "web-2 -> 127.0.0.1:8080"
 assert_contains "$(tb cat /root/simple_deploy.instances.json)" "\"On\": \"$ip2\""
+assert_eq 600 "$(tb stat -c %a /root/simple_deploy.instances.json)" "the instances file's mode"
 
 step "redeploying the file, then the instances file, changes nothing"
 t1=$(started "$MACHINE" web-1); t2=$(started "$PEER" web-2)
@@ -76,17 +79,30 @@ assert_eq db-3 "$(fetch "$MACHINE" db-1 192.168.1.3 8080)" "db-1 -> db-3"
 assert_eq db-1 "$(fetch "$PEER" db-2 192.168.1.1 8080)" "db-2 -> db-1"
 assert_eq rs0 "$(on "$PEER" docker exec ctr-db-2 sh -c 'echo $REPLICA_SET')"
 
-step "a smaller count removes the extra instance and leaves the others running"
+step "a smaller count removes the extra instance, never a container the deployment did not make"
+peer gear install gear-test/httpd:latest localhost/db-4 --start >/dev/null
 t1=$(started "$MACHINE" db-1)
 tb sh -c "sed 's/\"Count\": 3/\"Count\": 2/' /root/deployment/fixtures/replica_set.json > /root/rs2.json"
-out=$(deploy rs2.json "$ip1" "$ip2")
+out=$(deploy rs2.json "$ip1" "$ip2" --out replica_set.instances.json)
 assert_contains "$out" "==> db-3 on $ip1: deleted"
+[[ $out != *db-4* ]] || fail "the deploy touched db-4: $out"
 assert_eq "$t1" "$(started "$MACHINE" db-1)" "db-1 start time"
 tb test ! -e /var/lib/containers/units/ctr-db-3.service || fail "db-3 still installed"
+assert_eq active "$(peer systemctl is-active ctr-db-4.service)" "the hand-made db-4"
+
+step "containers it did not make with its ids stop a deploy before any change"
+# Another deployment (another instances file) with the same ids finds db-1 and db-2.
+t2=$(started "$PEER" db-2)
+out=$(deploy deployment/fixtures/replica_set.json "$ip1" "$ip2" --out other.instances.json 2>&1) && fail "deployed over containers it did not make"
+assert_contains "$out" "nothing was changed: "
+assert_contains "$out" "$ip2/db-2"
+assert_contains "$out" "not made by this deployment"
+assert_eq "$t2" "$(started "$PEER" db-2)" "db-2 start time"
+tb test ! -e /root/other.instances.json || fail "a refused deploy wrote its instances file"
 
 step "a changed container is updated and restarted; its links stay"
 tb sh -c "sed 's/\"rs0\"/\"rs1\"/' /root/rs2.json > /root/rs3.json"
-out=$(deploy rs3.json "$ip1" "$ip2")
+out=$(deploy rs3.json "$ip1" "$ip2" --out replica_set.instances.json)
 assert_contains "$out" "==> db-1 on $ip1: updated"
 assert_contains "$out" "==> db-2 on $ip2: restarted"
 assert_eq rs1 "$(on "$PEER" docker exec ctr-db-2 sh -c 'echo $REPLICA_SET')"
@@ -94,4 +110,4 @@ name_pages "$MACHINE/db-1" "$PEER/db-2"
 assert_eq db-2 "$(fetch "$MACHINE" db-1 192.168.1.2 8080)" "db-1 -> db-2 after the update"
 
 step "clean up"
-for i in "$MACHINE/web-1" "$PEER/web-2" "$MACHINE/db-1" "$PEER/db-2"; do on "${i%%/*}" gear delete "localhost/${i#*/}" >/dev/null; done
+for i in "$MACHINE/web-1" "$PEER/web-2" "$MACHINE/db-1" "$PEER/db-2" "$PEER/db-4"; do on "${i%%/*}" gear delete "localhost/${i#*/}" >/dev/null; done
