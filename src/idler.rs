@@ -25,6 +25,7 @@ use crate::idle::connections::{self, ProcNet, SocketTables};
 use crate::idle::firewall;
 use crate::idle::policy::{self, Tracker};
 use crate::idle::queue::{Held, PacketQueue};
+use crate::idle::wakes::{WakeBudget, WakeLimits};
 use crate::idle::{IdleMode, marked, unmark};
 use crate::systemd::{Systemd, notify};
 
@@ -37,6 +38,8 @@ pub struct Options {
     pub wake_timeout: Duration,
     /// After a failed wake, connections are refused at once for this long (no start storm).
     pub retry_after: Duration,
+    /// How many wakes connections may cause, per source and overall.
+    pub wakes: WakeLimits,
 }
 
 /// What an idle or wake task reports.
@@ -72,6 +75,10 @@ pub struct Idler<P: Parts> {
     busy: HashSet<ContainerId>,
     /// When a container last failed to wake.
     failed: HashMap<ContainerId, Instant>,
+    /// The wakes connections caused lately.
+    budget: WakeBudget,
+    /// Until when a refused wake is not said again in the journal.
+    quiet_until: Option<Instant>,
     /// Where open connections to a container are seen.
     sockets: Box<dyn SocketTables>,
     events: UnboundedSender<Event>,
@@ -81,6 +88,7 @@ impl<P: Parts> Idler<P> {
     /// An idler, and the receiver of its tasks' events.
     pub fn new(host: Arc<Host<P>>, opts: Options) -> (Idler<P>, UnboundedReceiver<Event>) {
         let (events, rx) = unbounded_channel();
+        let wakes = opts.wakes;
         let idler = Idler {
             host,
             opts,
@@ -88,6 +96,8 @@ impl<P: Parts> Idler<P> {
             waking: HashMap::new(),
             busy: HashSet::new(),
             failed: HashMap::new(),
+            budget: WakeBudget::new(wakes),
+            quiet_until: None,
             sockets: Box::new(ProcNet),
             events,
         };
@@ -130,6 +140,20 @@ impl<P: Parts> Idler<P> {
             .get(&id)
             .is_some_and(|t| t.elapsed() < self.opts.retry_after);
         if !idle || recently_failed {
+            return queue.release(vec![held.token]);
+        }
+        // A scan over many ports, or a flood from many (spoofed) addresses, must not start
+        // every idle container: past the budget the SYN goes on to a refusal.
+        let now = Instant::now();
+        if let Err(why) = self.budget.spend(held.source, now) {
+            if self.quiet_until.is_none_or(|t| now >= t) {
+                log::warn!(
+                    "not waking {id} for a connection to port {}: {why}; refused (said at most once per {:?})",
+                    held.port,
+                    self.opts.wakes.window
+                );
+                self.quiet_until = Some(now + self.opts.wakes.window);
+            }
             return queue.release(vec![held.token]);
         }
         log::info!("waking {id}: connection to port {}", held.port);
@@ -366,6 +390,7 @@ pub async fn run<P: Parts, Q: PacketQueue>(
     };
     notify::stopping("letting held connections go");
     idler.release_all(&queue);
+    queue.drain().await;
     result
 }
 

@@ -10,6 +10,7 @@ use clap::Parser;
 use gear::container::host::{Host, System};
 use gear::container::ports::PortRange;
 use gear::docker::DockerApi;
+use gear::idle::wakes::WakeLimits;
 use gear::idle::{queue::NfQueue, rules::QUEUE};
 use gear::idler::{Options, run};
 use gear::netfilter::Iptables;
@@ -29,6 +30,16 @@ struct Cli {
     /// After a failed wake, refuse connections at once for this long before trying again.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = gear::duration::parse)]
     retry_after: Duration,
+    /// Wakes one client (an IPv4 address, an IPv6 /64) may cause per --wake-window; past
+    /// it, its connections to idle containers are refused instead.
+    #[arg(long, value_name = "N", default_value_t = WakeLimits::default().per_source)]
+    wakes_per_source: u32,
+    /// Wakes all clients together may cause per --wake-window.
+    #[arg(long, value_name = "N", default_value_t = WakeLimits::default().overall)]
+    wakes: u32,
+    /// The window of --wakes-per-source and --wakes.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = gear::duration::parse)]
+    wake_window: Duration,
     /// More logging on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -52,6 +63,11 @@ fn run_idler(cli: Cli) -> anyhow::Result<()> {
         tick: cli.tick.max(Duration::from_millis(100)),
         wake_timeout: cli.wake_timeout,
         retry_after: cli.retry_after,
+        wakes: WakeLimits {
+            per_source: cli.wakes_per_source,
+            overall: cli.wakes,
+            window: cli.wake_window,
+        },
     };
     // The port range is the agent's business: the idler allocates no port.
     let host: Host<System> = Host::new(

@@ -12,7 +12,8 @@
 //! - [`rules`]: the iptables rules (pure: rendering, parsing `iptables-save`, planning);
 //! - [`connections`]: open connections to a container's ports, which keep it from idling;
 //! - [`firewall`]: reading and syncing those rules through the [`crate::netfilter`] seam;
-//! - [`queue`]: the NFQUEUE that holds first SYNs, and its fake.
+//! - [`queue`]: the NFQUEUE that holds first SYNs, and its fake;
+//! - [`wakes`]: how many wakes connections may cause, per source and overall.
 //!
 //! Idling and waking a container are lifecycle steps (`container::idling`); `gear-idler`'s
 //! loop is [`crate::idler`].
@@ -22,6 +23,7 @@ pub mod firewall;
 pub mod policy;
 pub mod queue;
 pub mod rules;
+pub mod wakes;
 
 pub use policy::{IdleAfter, IdleMode, IdlePolicy, InvalidMode};
 

@@ -9,7 +9,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::ErrorKind;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
@@ -20,6 +23,8 @@ pub struct Held {
     pub token: u64,
     /// Its TCP destination port (a published host port).
     pub port: u16,
+    /// Who sent it, when the header says.
+    pub source: Option<IpAddr>,
 }
 
 /// Where held packets come from.
@@ -28,6 +33,11 @@ pub trait PacketQueue: Send + 'static {
     fn next(&mut self) -> impl Future<Output = Option<Held>> + Send;
     /// Lets these packets go on their way, in this order.
     fn release(&self, tokens: Vec<u64>);
+    /// Waits, briefly, until every release asked for has reached the kernel (on the way
+    /// out: a packet still held when the process ends is dropped, not let go).
+    fn drain(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// The TCP destination port of an IPv4 or IPv6 packet, if it is TCP.
@@ -42,11 +52,31 @@ pub fn tcp_dport(packet: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([port[0], port[1]]))
 }
 
+/// The source address of an IPv4 or IPv6 packet.
+pub fn ip_source(packet: &[u8]) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => {
+            let b: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            Some(IpAddr::from(b))
+        }
+        6 => {
+            let b: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            Some(IpAddr::from(b))
+        }
+        _ => None,
+    }
+}
+
+/// How long [`NfQueue::drain`] waits for the queue thread to let held packets go.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
 /// [`PacketQueue`] on the kernel's NFQUEUE `num`.
 #[derive(Debug)]
 pub struct NfQueue {
     held: tokio::sync::mpsc::UnboundedReceiver<Held>,
     release: std::sync::mpsc::Sender<Vec<u64>>,
+    /// How many packets the queue thread holds now.
+    holding: Arc<AtomicUsize>,
 }
 
 impl NfQueue {
@@ -61,15 +91,21 @@ impl NfQueue {
         q.set_fail_open(num, true)?;
         let (held_tx, held) = tokio::sync::mpsc::unbounded_channel();
         let (release, release_rx) = std::sync::mpsc::channel();
+        let holding = Arc::new(AtomicUsize::new(0));
+        let count = holding.clone();
         std::thread::Builder::new()
             .name("nfqueue".into())
             .spawn(move || {
-                if let Err(e) = pump(q, held_tx, release_rx) {
+                if let Err(e) = pump(q, held_tx, release_rx, &count) {
                     log::error!("the packet queue failed: {e:#}");
                 }
             })
             .context("starting the queue thread")?;
-        Ok(NfQueue { held, release })
+        Ok(NfQueue {
+            held,
+            release,
+            holding,
+        })
     }
 }
 
@@ -81,6 +117,17 @@ impl PacketQueue for NfQueue {
     fn release(&self, tokens: Vec<u64>) {
         let _ = self.release.send(tokens);
     }
+
+    async fn drain(&mut self) {
+        let deadline = Instant::now() + DRAIN_WAIT;
+        while self.holding.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let left = self.holding.load(Ordering::SeqCst);
+        if left > 0 {
+            log::warn!("{left} held packet(s) not let go within {DRAIN_WAIT:?}");
+        }
+    }
 }
 
 /// The queue thread. `nfq::Queue` is blocking and needs `&mut` for both reading and
@@ -91,6 +138,7 @@ fn pump(
     mut q: nfq::Queue,
     held_tx: tokio::sync::mpsc::UnboundedSender<Held>,
     releases: std::sync::mpsc::Receiver<Vec<u64>>,
+    holding: &AtomicUsize,
 ) -> anyhow::Result<()> {
     let mut held: HashMap<u64, nfq::Message> = HashMap::new();
     let mut next_token = 0u64;
@@ -104,10 +152,12 @@ fn pump(
             Ok(msg) => match tcp_dport(msg.get_payload()) {
                 Some(port) => {
                     next_token += 1;
+                    let source = ip_source(msg.get_payload());
                     if held_tx
                         .send(Held {
                             token: next_token,
                             port,
+                            source,
                         })
                         .is_err()
                     {
@@ -116,6 +166,7 @@ fn pump(
                         continue;
                     }
                     held.insert(next_token, msg);
+                    holding.store(held.len(), Ordering::SeqCst);
                 }
                 None => accept(&mut q, msg)?,
             },
@@ -128,6 +179,7 @@ fn pump(
                         // (closing it would drop them).
                         let all: Vec<u64> = held.keys().copied().collect();
                         release_all(&mut q, &mut held, all, &mut accept)?;
+                        holding.store(0, Ordering::SeqCst);
                         return Ok(());
                     }
                 }
@@ -138,6 +190,8 @@ fn pump(
         while let Ok(tokens) = releases.try_recv() {
             release_all(&mut q, &mut held, tokens, &mut accept)?;
         }
+        // After the verdicts: drain() waits for this to reach 0.
+        holding.store(held.len(), Ordering::SeqCst);
     }
 }
 
@@ -185,7 +239,7 @@ pub mod fake {
 
 #[cfg(test)]
 mod tests {
-    use super::tcp_dport;
+    use super::{ip_source, tcp_dport};
 
     #[test]
     fn finds_the_destination_port() {
@@ -208,5 +262,16 @@ mod tests {
         assert_eq!(tcp_dport(&udp), None);
         assert_eq!(tcp_dport(&v4[..21]), None);
         assert_eq!(tcp_dport(&[]), None);
+        assert_eq!(ip_source(&v4), Some("127.0.0.1".parse().unwrap()));
+        let mut from = v6.clone();
+        from[8..24].copy_from_slice(
+            &"2001:db8::7"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        assert_eq!(ip_source(&from), Some("2001:db8::7".parse().unwrap()));
+        assert_eq!(ip_source(&v4[..15]), None);
+        assert_eq!(ip_source(&[0x20]), None);
     }
 }

@@ -49,6 +49,7 @@ async fn bed(dir: &Path) -> Bed {
         tick: Duration::from_secs(1),
         wake_timeout: Duration::from_secs(5),
         retry_after: Duration::from_secs(60),
+        wakes: WakeLimits::default(),
     };
     let (idler, events) = Idler::new(host.clone(), opts);
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -80,6 +81,14 @@ impl Bed {
         Held {
             token,
             port: self.external,
+            source: None,
+        }
+    }
+
+    fn held_from(&self, token: u64, source: &str) -> Held {
+        Held {
+            source: Some(source.parse().unwrap()),
+            ..self.held(token)
         }
     }
 
@@ -177,7 +186,12 @@ async fn a_failed_wake_refuses_and_does_not_retry_at_once() {
 async fn other_ports_and_stopped_containers_pass() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = bed(dir.path()).await;
-    b.idler.packet(Held { token: 7, port: 9 }, &b.queue);
+    let other = Held {
+        token: 7,
+        port: 9,
+        source: None,
+    };
+    b.idler.packet(other, &b.queue);
     // A stopped (not idle) container: its SYN goes on to a refusal, no start.
     b.host.stop(&id()).await.unwrap();
     b.idler.packet(b.held(8), &b.queue);
@@ -269,4 +283,52 @@ async fn unreadable_connections_keep_it_up() {
     b.idler.tick(t0).await.unwrap();
     b.idler.tick(t0 + Duration::from_secs(6)).await.unwrap();
     assert!(b.idler.busy.is_empty());
+}
+
+#[tokio::test]
+async fn wakes_past_a_sources_budget_are_refused_and_start_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = bed(dir.path()).await;
+    let opts = Options {
+        tick: Duration::from_secs(1),
+        wake_timeout: Duration::from_secs(5),
+        retry_after: Duration::from_secs(60),
+        wakes: WakeLimits {
+            per_source: 1,
+            overall: 10,
+            window: Duration::from_secs(60),
+        },
+    };
+    (b.idler, b.events) = Idler::new(b.host.clone(), opts);
+    let idle_now = |b: &Bed| {
+        let host = b.host.clone();
+        async move {
+            let lock = host.lock(&id()).await.unwrap();
+            host.idle_locked(&lock, IdleMode::Stop).await.unwrap();
+        }
+    };
+    let starts = |b: &Bed| {
+        let calls = b.host.systemd.calls.lock().unwrap();
+        calls.iter().filter(|c| c.starts_with("start")).count()
+    };
+    idle_now(&b).await;
+    b.idler.packet(b.held_from(1, "10.0.0.9"), &b.queue);
+    b.next_event().await;
+    assert_eq!(b.released(), [1]);
+    assert_eq!(marked(&b.host.paths, &id()).unwrap(), None);
+
+    // The same client again: its wake is spent, so the SYN goes on at once and nothing
+    // starts; the container stays idle.
+    idle_now(&b).await;
+    let before = starts(&b);
+    b.idler.packet(b.held_from(2, "::ffff:10.0.0.9"), &b.queue);
+    assert_eq!(b.released(), [1, 2]);
+    assert_eq!(starts(&b), before);
+    assert_eq!(marked(&b.host.paths, &id()).unwrap(), Some(IdleMode::Stop));
+
+    // Another client still wakes it.
+    b.idler.packet(b.held_from(3, "10.0.0.10"), &b.queue);
+    b.next_event().await;
+    assert_eq!(b.released(), [1, 2, 3]);
+    assert_eq!(starts(&b), before + 1);
 }
