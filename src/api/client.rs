@@ -183,6 +183,7 @@ impl Client {
             crate::json_lines::for_each(body, |value| {
                 match serde_json::from_value::<RepoLine>(value)? {
                     RepoLine::Progress { progress } => on_progress(&progress),
+                    RepoLine::Alive {} => {}
                     done => last = Some(done),
                 }
                 Ok(())

@@ -56,6 +56,13 @@ impl RepoLocator {
     }
 }
 
+/// A client for answers that last as long as the work (a clone, an archive): it waits a
+/// day (or a longer `--timeout`); the agent ends the answer when the work ends.
+fn long_client(remote: &Remote, host: &HostAddr) -> crate::api::Client {
+    let wait = remote.timeout.max(std::time::Duration::from_secs(86_400));
+    crate::api::Client::new(host.clone(), wait).with_token(remote.token.clone())
+}
+
 /// `gear create-repo HOST/ID [--from URL]`: git's progress on `err` as it comes.
 pub async fn create(
     remote: &Remote,
@@ -70,8 +77,7 @@ pub async fn create(
         progress: true,
     };
     let mut progress = std::io::stderr();
-    let result = remote
-        .client(&loc.host)
+    let result = long_client(remote, &loc.host)
         .create_repo_with_progress(&req, |line| {
             let _ = writeln!(progress, "{loc}: {line}");
         })

@@ -237,8 +237,10 @@ pub async fn create<A: Accounts>(
     Ok(RepoInfo::of(paths, id))
 }
 
-/// Deletes repository `id`: its keys first (no new session can start), then its
-/// directory (renamed aside first, so it disappears at once), then its user.
+/// Deletes repository `id`: its keys first (no new session can start), then its user
+/// (`userdel` refuses while a session of the user runs: the repository then stays, and
+/// the delete can be asked again), then its directory (renamed aside first, so it
+/// disappears at once).
 pub async fn delete<A: Accounts>(
     paths: &Paths,
     accounts: &A,
@@ -250,13 +252,13 @@ pub async fn delete<A: Accounts>(
         return Err(RepoError::NotFound(id.clone()));
     }
     crate::keys::repos::remove_all(paths, id)?;
+    accounts.remove(&id.login())?;
     let aside = paths
         .repositories()
         .join(format!(".del-{id}-{}", std::process::id()));
     std::fs::rename(&target, &aside)
         .with_context(|| format!("renaming {} aside", target.display()))?;
     std::fs::remove_dir_all(&aside).with_context(|| format!("removing {}", aside.display()))?;
-    accounts.remove(&id.login())?;
     Ok(())
 }
 
@@ -360,6 +362,10 @@ async fn clone(
     let mut cmd = git(dir, run_as);
     // --no-hardlinks: a local source's objects are copied, never shared with a repository
     // that another user owns.
+    // A local source belongs to another user (root, or another repository's): git
+    // refuses that as "dubious ownership" unless told. Only the repository's own user
+    // runs this clone, and it owns nothing but the new repository.
+    cmd.args(["-c", "safe.directory=*"]);
     cmd.args(["clone", "--bare", "--progress", "--no-hardlinks", "--"])
         .arg(url.as_str())
         .arg(dir)

@@ -8,10 +8,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-use super::{Reply, tokio_stream_from};
+use super::Reply;
 use crate::api::error::Error;
 use crate::container::host::{Host, Parts};
 use crate::git::refname::{ArchiveFormat, GitRef};
@@ -65,7 +64,13 @@ pub enum RepoLine {
         #[serde(rename = "Status")]
         status: u16,
     },
+    /// Nothing new (sent every [`KEEPALIVE`] while git is quiet): writing it is how the
+    /// agent notices a client that went away.
+    Alive {},
 }
+
+/// How often a quiet create says it is alive.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(super) async fn create<P: Parts>(
     host: &Host<P>,
@@ -104,29 +109,53 @@ pub(super) fn create_with_progress<P: Parts>(
         .await
     });
     let abort = AbortOnDrop(task.abort_handle());
+    let state = Some(Lines { rx, task, abort });
+    Reply::Stream(
+        "application/x-ndjson",
+        Box::pin(futures_util::stream::unfold(state, next_line)),
+    )
+}
+
+/// The answer of a create with progress while it runs.
+struct Lines {
+    rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    task: tokio::task::JoinHandle<Result<RepoInfo, repo::RepoError>>,
+    abort: AbortOnDrop,
+}
+
+/// The next line: git's progress, `Alive` after a quiet second, and the result once the
+/// task has ended (its sender is gone, so every progress line came first).
+async fn next_line(state: Option<Lines>) -> Option<(std::io::Result<Bytes>, Option<Lines>)> {
+    let mut s = state?;
     let line = |l: RepoLine| {
         let text = serde_json::to_string(&l).unwrap_or_else(|e| format!("{{\"Message\":\"{e}\"}}"));
         Ok(Bytes::from(text + "\n"))
     };
-    let progress = tokio_stream_from(rx).map(move |p| line(RepoLine::Progress { progress: p }));
-    let result = futures_util::stream::once(async move {
-        let _abort = abort;
-        line(match task.await {
-            Ok(Ok(created)) => RepoLine::Created { created },
-            Ok(Err(e)) => {
-                let e = Error::from(e);
-                RepoLine::Failed {
-                    message: e.to_string(),
-                    status: e.status().as_u16(),
-                }
+    tokio::select! {
+        biased;
+        progress = s.rx.recv() => match progress {
+            Some(progress) => Some((line(RepoLine::Progress { progress }), Some(s))),
+            None => {
+                let result = match (&mut s.task).await {
+                    Ok(Ok(created)) => RepoLine::Created { created },
+                    Ok(Err(e)) => {
+                        let e = Error::from(e);
+                        RepoLine::Failed {
+                            message: e.to_string(),
+                            status: e.status().as_u16(),
+                        }
+                    }
+                    Err(e) => RepoLine::Failed {
+                        message: format!("the create task failed: {e}"),
+                        status: 500,
+                    },
+                };
+                drop(s.abort);
+                Some((line(result), None))
             }
-            Err(e) => RepoLine::Failed {
-                message: format!("the create task failed: {e}"),
-                status: 500,
-            },
-        })
-    });
-    Reply::Stream("application/x-ndjson", Box::pin(progress.chain(result)))
+        },
+        _ = tokio::time::sleep(KEEPALIVE) => Some((line(RepoLine::Alive {}), Some(s))),
+    }
 }
 
 /// Aborts a task when dropped (its future is dropped, and with it what it holds).
