@@ -207,6 +207,7 @@ pub async fn create<A: Accounts>(
         .with_context(|| format!("creating {}", tmp.display()))?;
     let mut undo = Undo {
         tmp: Some(tmp.clone()),
+        config: None,
         user: None,
         git_group: None,
         remove_user: &|name: &str| accounts.remove(name),
@@ -225,7 +226,24 @@ pub async fn create<A: Accounts>(
     }
     match source {
         None => init(&tmp, run_as).await?,
-        Some(url) => clone(&tmp, url, run_as, progress, &mut undo.git_group).await?,
+        Some(url) => {
+            let config = PathBuf::from(format!("{}.gitconfig", tmp.display()));
+            std::fs::write(&config, "[safe]\n\tdirectory = *\n")
+                .with_context(|| format!("writing {}", config.display()))?;
+            undo.config = Some(config.clone());
+            let cloned = clone(
+                &tmp,
+                Some(&config),
+                url,
+                run_as,
+                progress,
+                &mut undo.git_group,
+            )
+            .await;
+            let _ = std::fs::remove_file(&config);
+            undo.config = None;
+            cloned?
+        }
     }
     std::fs::rename(&tmp, &target)
         .with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))?;
@@ -280,8 +298,12 @@ fn remove_leftovers(base: &Path, id: &RepoId) -> anyhow::Result<bool> {
             log::info!(
                 "removing {name}, left by an operation on repository {id} that was cut short"
             );
-            std::fs::remove_dir_all(entry.path())
-                .with_context(|| format!("removing {}", entry.path().display()))?;
+            let path = entry.path();
+            match entry.file_type()?.is_dir() {
+                true => std::fs::remove_dir_all(&path),
+                false => std::fs::remove_file(&path),
+            }
+            .with_context(|| format!("removing {}", path.display()))?;
         }
     }
     Ok(found)
@@ -297,6 +319,7 @@ fn user_exists(name: &str) -> anyhow::Result<bool> {
 /// the user. Runs on drop, so also when the client goes away mid-clone.
 struct Undo<'a> {
     tmp: Option<PathBuf>,
+    config: Option<PathBuf>,
     user: Option<String>,
     git_group: Option<i32>,
     remove_user: &'a (dyn Fn(&str) -> anyhow::Result<()> + Sync),
@@ -311,6 +334,9 @@ impl Drop for Undo<'_> {
                 nix::unistd::Pid::from_raw(pgid),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        if let Some(config) = self.config.take() {
+            let _ = std::fs::remove_file(config);
         }
         if let Some(tmp) = self.tmp.take() {
             // A helper may still be dying: try a few times.
@@ -354,6 +380,7 @@ async fn init(dir: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
 /// `git clone --bare` of `url` into `dir`, its progress lines sent as they come.
 async fn clone(
     dir: &Path,
+    config: Option<&Path>,
     url: &SourceUrl,
     run_as: Option<RunAs>,
     progress: Option<&UnboundedSender<String>>,
@@ -362,10 +389,6 @@ async fn clone(
     let mut cmd = git(dir, run_as);
     // --no-hardlinks: a local source's objects are copied, never shared with a repository
     // that another user owns.
-    // A local source belongs to another user (root, or another repository's): git
-    // refuses that as "dubious ownership" unless told. Only the repository's own user
-    // runs this clone, and it owns nothing but the new repository.
-    cmd.args(["-c", "safe.directory=*"]);
     cmd.args(["clone", "--bare", "--progress", "--no-hardlinks", "--"])
         .arg(url.as_str())
         .arg(dir)
@@ -373,6 +396,14 @@ async fn clone(
         .env("GIT_ALLOW_PROTOCOL", PROTOCOLS)
         // No prompt for a password or a host key: an answer nobody can give.
         .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+    if let Some(config) = config {
+        // A local source belongs to another user (root, or another repository's): git
+        // refuses that as "dubious ownership" unless its global configuration says
+        // otherwise (`-c` does not reach the upload-pack of a local clone). Only the
+        // repository's own user runs this clone, and it owns nothing but the new
+        // repository.
+        cmd.env("GIT_CONFIG_GLOBAL", config);
+    }
     {
         use std::os::unix::process::CommandExt as _;
         cmd.process_group(0);
