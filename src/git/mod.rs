@@ -5,10 +5,12 @@
 //! - [`refname`]: the refs an archive may name, and its formats;
 //! - [`source`]: the URLs a repository may be cloned from;
 //! - [`shell`]: `gear-git-shell`, the forced command of repository keys;
-//! - [`repo`]: create (empty or cloned, with progress), delete, list;
+//! - [`repo`]: repositories, their lock, delete, list;
+//! - [`create`]: create, empty or cloned with progress, whole or not at all;
 //! - [`archive`]: `git archive` of any branch, tag or commit, streamed.
 
 pub mod archive;
+pub mod create;
 pub mod refname;
 pub mod repo;
 pub mod shell;
