@@ -34,6 +34,8 @@ UNITS    += gear-idler.service
 # SSH into containers (docs/ssh.md).
 HELPERS  += gear-keys gear-enter gear-enterd
 UNITS    += gear-enter.socket gear-enter@.service
+# Git repositories (docs/git.md): the forced command of repository keys.
+HELPERS  += gear-git-shell
 DOCS      = README.md $(wildcard docs/*.md)
 # Where `make test` and `make demo` stage an install tree for the test machine.
 STAGE     = target/stage

@@ -1,4 +1,5 @@
-//! Validated identifiers: container ids and the unit names derived from them.
+//! Validated identifiers: container ids and the unit names derived from them, and the ids
+//! of Git repositories.
 //!
 //! Ids are parsed once at the boundary (HTTP path, CLI locator, file name) and trusted
 //! afterwards, so an invalid id can never reach a path, a unit name or a D-Bus call.
@@ -93,6 +94,71 @@ impl fmt::Display for ContainerId {
 
 serde_via_str!(ContainerId);
 
+/// A Git repository id: a container id (4 to 24 characters) that also makes a portable
+/// Unix user name `git-ID` (lowercase letters, digits, `-` and `_`), because each
+/// repository has its own user, the login of `git clone git-ID@host:~`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoId(String);
+
+/// Why a string is not a repository id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRepoId {
+    /// Not even a valid container id.
+    #[error("repository {0}")]
+    Id(#[from] InvalidId),
+    /// A valid id that would not make a portable user name `git-ID`.
+    #[error(
+        "repository id '{0}' may hold only lowercase letters, digits, '-' and '_' (it names the Unix user git-ID)"
+    )]
+    Login(String),
+}
+
+impl RepoId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The Unix user of the repository, `git-ID`: it owns the repository, and it is the
+    /// SSH login that reaches it.
+    pub fn login(&self) -> String {
+        format!("{REPO_LOGIN_PREFIX}{}", self.0)
+    }
+
+    /// The repository whose login is `user`, if `user` has the form `git-ID`.
+    pub fn from_login(user: &str) -> Option<RepoId> {
+        user.strip_prefix(REPO_LOGIN_PREFIX)?.parse().ok()
+    }
+}
+
+/// Repository logins are `git-<id>`, as in geard (`git clone git-ID@host:~`).
+const REPO_LOGIN_PREFIX: &str = "git-";
+
+impl FromStr for RepoId {
+    type Err = InvalidRepoId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let id: ContainerId = s.parse()?;
+        // shadow's portable rule `[a-z_][a-z0-9_-]*` (`git-` supplies the first letter).
+        if !id
+            .as_str()
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'))
+        {
+            return Err(InvalidRepoId::Login(s.to_string()));
+        }
+        Ok(RepoId(id.0))
+    }
+}
+
+impl fmt::Display for RepoId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+serde_via_str!(RepoId);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +191,25 @@ mod tests {
         ] {
             assert!(bad.parse::<ContainerId>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn repository_ids_make_portable_logins() {
+        let id: RepoId = "my-app_2".parse().unwrap();
+        assert_eq!(id.login(), "git-my-app_2");
+        assert_eq!(RepoId::from_login("git-my-app_2"), Some(id));
+        // geard's TrimLeft cut-set bug: git-tiger is tiger, not "er".
+        assert_eq!(RepoId::from_login("git-tiger").unwrap().as_str(), "tiger");
+        assert_eq!(RepoId::from_login("ctr-tiger"), None);
+        for bad in [
+            "My-App", "app.1", "abc", "-app", "a/bc", "../x", "ab c", "app\n",
+        ] {
+            assert!(bad.parse::<RepoId>().is_err(), "{bad:?} accepted");
+        }
+        assert!(matches!(
+            "Web-1".parse::<RepoId>(),
+            Err(InvalidRepoId::Login(_))
+        ));
     }
 
     #[test]

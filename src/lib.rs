@@ -18,6 +18,7 @@ pub mod deploy;
 pub mod docker;
 pub mod duration;
 pub mod enter;
+pub mod git;
 pub mod id;
 pub mod idle;
 pub mod idler;

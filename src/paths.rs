@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::id::ContainerId;
+use crate::id::{ContainerId, RepoId};
 
 /// The environment variable that moves the whole tree (for tests and development).
 pub const ROOT_ENV: &str = "GEAR_ROOT";
@@ -177,6 +177,30 @@ impl Paths {
     /// `ctr-<id>` (owned by root, so the user cannot add keys of its own there).
     pub fn home_dir(&self, id: &ContainerId) -> PathBuf {
         self.state_dir().join("home").join(id.as_str())
+    }
+
+    /// `/var/lib/containers/git` (root, mode 0755): the Git repositories, and the home of
+    /// their users (which own nothing in it, so they cannot plant keys of their own).
+    pub fn repositories(&self) -> PathBuf {
+        self.state_dir().join("git")
+    }
+
+    /// `/var/lib/containers/git/<id>` (mode 0700, owned by `git-<id>`): a bare repository;
+    /// its `hooks/` are run by git as `git-<id>`.
+    pub fn repository(&self, id: &RepoId) -> PathBuf {
+        self.repositories().join(id.as_str())
+    }
+
+    /// `/var/lib/containers/keys/git/<id>`: the keys that reach repository `id`, one per
+    /// line, `read` or `write` then the key (mode 0644, replaced atomically).
+    pub fn repository_keys(&self, id: &RepoId) -> PathBuf {
+        self.keys_dir().join("git").join(id.as_str())
+    }
+
+    /// `/run/gear/locks/git/<id>`: the `flock(2)` held while repository `id` is created,
+    /// deleted or its keys change.
+    pub fn repository_lock(&self, id: &RepoId) -> PathBuf {
+        self.locks_dir().join("git").join(id.as_str())
     }
 
     /// `/run/gear/enter.sock`: where `gear-enter.socket` listens for SSH sessions that

@@ -227,6 +227,39 @@ impl Client {
         .await
     }
 
+    /// Creates a repository with progress (`PUT /repository/:id?progress=1`): each of git's
+    /// progress lines goes to `on_progress`; the repository is returned, or an error with
+    /// the agent's message and status.
+    pub async fn create_repo_with_progress(
+        &self,
+        req: &Request,
+        mut on_progress: impl FnMut(&str),
+    ) -> anyhow::Result<crate::git::repo::RepoInfo> {
+        use crate::api::handle::RepoLine;
+        self.bounded(async {
+            let body = self.start_ok(req).await?;
+            let mut last = None;
+            crate::json_lines::for_each(body, |value| {
+                match serde_json::from_value::<RepoLine>(value)? {
+                    RepoLine::Progress { progress } => on_progress(&progress),
+                    RepoLine::Alive {} => {}
+                    done => last = Some(done),
+                }
+                Ok(())
+            })
+            .await
+            .with_context(|| format!("{}: reading the answer", self.host))?;
+            match last {
+                Some(RepoLine::Created { created }) => Ok(created),
+                Some(RepoLine::Failed { message, status }) => {
+                    Err(anyhow!("{}: {message} ({status})", self.host))
+                }
+                _ => Err(anyhow!("{}: the answer ended without a result", self.host)),
+            }
+        })
+        .await
+    }
+
     /// Runs a job (`POST /jobs`): its output goes to `on_output` as it comes; returns how
     /// it ended.
     pub async fn run_job(

@@ -4,6 +4,7 @@ use hyper::StatusCode;
 
 use crate::container::lifecycle;
 use crate::container::ports::PortError;
+use crate::git::repo::RepoError;
 use crate::id::{ContainerId, InvalidId};
 
 /// Why a request failed. [`Error::status`] has no catch-all arm, so every new variant
@@ -56,11 +57,14 @@ pub enum Error {
     )]
     NotIsolated(ContainerId),
     /// None of the keys to revoke was there.
-    #[error("none of these keys is on these containers")]
+    #[error("none of these keys is on these containers or repositories")]
     NoKeys,
     /// An operation on a container failed.
     #[error(transparent)]
     Container(#[from] lifecycle::Error),
+    /// An operation on a Git repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
     /// systemd, Docker or the disk failed while carrying out a valid request.
     #[error("{0:#}")]
     Host(#[source] anyhow::Error),
@@ -123,6 +127,14 @@ impl Error {
                 lifecycle::Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 lifecycle::Error::Volume(_) => StatusCode::BAD_REQUEST,
                 lifecycle::Error::Host(e) => host_status(e),
+            },
+            Error::Repo(e) => match e {
+                RepoError::NotFound(_) | RepoError::UnknownRef { .. } => StatusCode::NOT_FOUND,
+                RepoError::Exists(_) | RepoError::ForeignUser(_) | RepoError::Busy(_) => {
+                    StatusCode::CONFLICT
+                }
+                RepoError::Clone { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                RepoError::Host(e) => host_status(e),
             },
             Error::Host(e) => host_status(e),
             Error::TooBusy(_) => StatusCode::SERVICE_UNAVAILABLE,

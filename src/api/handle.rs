@@ -190,6 +190,24 @@ pub async fn execute<P: Parts>(host: &Arc<Host<P>>, req: Request) -> Result<Repl
         Request::AddKeys(grant) => keys::add(host, grant).await,
         Request::RemoveKeys(revoke) => keys::remove(host, revoke).await,
         Request::ListKeys(id) => keys::list(host, id),
+        Request::ListRepoKeys(id) => keys::list_repository(host, id),
+        Request::CreateRepo {
+            id,
+            source,
+            progress: false,
+        } => repos::create(host, id, source).await,
+        Request::CreateRepo {
+            id,
+            source,
+            progress: true,
+        } => Ok(repos::create_with_progress(host.clone(), id, source)),
+        Request::DeleteRepo(id) => repos::delete(host, id).await,
+        Request::ListRepos => repos::list(host),
+        Request::Archive {
+            id,
+            git_ref,
+            format,
+        } => repos::archive(host, id, git_ref, format).await,
     }
 }
 
@@ -284,5 +302,7 @@ async fn status<P: Parts>(host: &Host<P>, id: &ContainerId) -> Result<Reply, Err
 mod images;
 pub use images::PullLine;
 mod keys;
+mod repos;
+pub use repos::{RepoDeleted, RepoLine, RepoList};
 #[cfg(test)]
 mod tests;

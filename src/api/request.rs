@@ -12,8 +12,10 @@ use std::time::Duration;
 use crate::container::environment::EnvironmentBody;
 use crate::container::logs::LogOptions;
 use crate::container::spec::{Image, InstallRequest};
-use crate::id::ContainerId;
-use crate::keys::body::{KeyGrant, KeyRevoke, KeysJson};
+use crate::git::refname::{ArchiveFormat, GitRef};
+use crate::git::source::{self, SourceUrl};
+use crate::id::{ContainerId, RepoId};
+use crate::keys::body::{KeyGrant, KeyRevoke, KeysJson, RepoGrant};
 use crate::links::NetworkLink;
 
 /// The links of one container, in `POST /containers/links`.
@@ -150,6 +152,33 @@ pub enum Request {
     RemoveKeys(KeyRevoke),
     /// `GET /keys?container=ID`: the keys of a container (fingerprints, types, comments).
     ListKeys(ContainerId),
+    /// `GET /keys?repository=ID`: the keys of a Git repository, each read or write.
+    ListRepoKeys(RepoId),
+    /// `PUT /repository/:id[?source=URL][&progress=1]`: create a bare Git repository, empty
+    /// (default branch `main`) or cloned from `source`; with `progress`, the answer is
+    /// JSON lines of git's progress, then the result.
+    CreateRepo {
+        /// The repository.
+        id: RepoId,
+        /// Clone this (any URL git understands, or a local path).
+        source: Option<SourceUrl>,
+        /// Answer with progress lines before the result.
+        progress: bool,
+    },
+    /// `DELETE /repository/:id`: remove a repository, its keys and its user.
+    DeleteRepo(RepoId),
+    /// `GET /repositories`: the repositories on the host.
+    ListRepos,
+    /// `GET /repository/:id/archive/:ref[?format=zip|tar.gz]`: the files of a branch, tag
+    /// or commit, as a zip (default) or tar.gz, streamed.
+    Archive {
+        /// The repository.
+        id: RepoId,
+        /// The branch, tag or commit.
+        git_ref: GitRef,
+        /// zip or tar.gz.
+        format: ArchiveFormat,
+    },
 }
 
 impl Request {
@@ -197,12 +226,52 @@ impl Request {
                         .into_revoke()
                         .map_err(Error::BadRequest)?,
                 )),
-                Method::GET => match query_value(query, "container") {
-                    Some(id) => Ok(Request::ListKeys(id.parse()?)),
-                    None => Err(Error::BadRequest(
-                        "name the container: ?container=ID".into(),
+                Method::GET => match (
+                    query_value(query, "container"),
+                    query_value(query, "repository"),
+                ) {
+                    (Some(id), None) => Ok(Request::ListKeys(id.parse()?)),
+                    (None, Some(id)) => Ok(Request::ListRepoKeys(repo_id(id)?)),
+                    _ => Err(Error::BadRequest(
+                        "name the container or the repository: ?container=ID or ?repository=ID"
+                            .into(),
                     )),
                 },
+                _ => Err(not_allowed()),
+            },
+            ["repositories"] => match *method {
+                Method::GET => Ok(Request::ListRepos),
+                _ => Err(not_allowed()),
+            },
+            ["repository", id] => {
+                let id = repo_id(id)?;
+                match *method {
+                    Method::PUT => Ok(Request::CreateRepo {
+                        id,
+                        source: query_value(query, "source")
+                            .map(|s| {
+                                source::decode_query(s)
+                                    .parse::<SourceUrl>()
+                                    .map_err(|e| Error::BadRequest(e.to_string()))
+                            })
+                            .transpose()?,
+                        progress: query_flag(query, "progress", false)?,
+                    }),
+                    Method::DELETE => Ok(Request::DeleteRepo(id)),
+                    _ => Err(not_allowed()),
+                }
+            }
+            ["repository", id, "archive", git_ref @ ..] => match *method {
+                Method::GET => Ok(Request::Archive {
+                    id: repo_id(id)?,
+                    git_ref: git_ref.join("/").parse().map_err(
+                        |e: crate::git::refname::InvalidRef| Error::BadRequest(e.to_string()),
+                    )?,
+                    format: query_value(query, "format")
+                        .map(|f| f.parse().map_err(Error::BadRequest))
+                        .transpose()?
+                        .unwrap_or_default(),
+                }),
                 _ => Err(not_allowed()),
             },
             ["environment", id] => {
@@ -327,7 +396,13 @@ impl Request {
             Request::GetEnvironment(_) | Request::SetEnvironment { .. } => "/environment/:id",
             Request::Idle { .. } | Request::Unidle(_) => "/container/:id/idle",
             Request::SetIdlePolicy { .. } => "/container/:id/idle-policy",
-            Request::AddKeys(_) | Request::RemoveKeys(_) | Request::ListKeys(_) => "/keys",
+            Request::AddKeys(_)
+            | Request::RemoveKeys(_)
+            | Request::ListKeys(_)
+            | Request::ListRepoKeys(_) => "/keys",
+            Request::CreateRepo { .. } | Request::DeleteRepo(_) => "/repository/:id",
+            Request::ListRepos => "/repositories",
+            Request::Archive { .. } => "/repository/:id/archive/:ref",
         };
         format!("{} {path}", self.method())
     }
@@ -336,6 +411,7 @@ impl Request {
     /// `docs/api.md` documents every route).
     pub fn examples() -> Vec<Request> {
         let id: ContainerId = "web-1".parse().expect("a valid id");
+        let repo: RepoId = "app1".parse().expect("a valid id");
         let image = "gear-test/httpd".parse().expect("a valid image");
         vec![
             Request::ListContainers { all: false },
@@ -400,12 +476,30 @@ impl Request {
             Request::AddKeys(KeyGrant {
                 keys: vec![crate::keys::PublicKey::parse(EXAMPLE_KEY).expect("a valid key")],
                 containers: vec![id.clone()],
+                repositories: vec![RepoGrant {
+                    id: repo.clone(),
+                    access: crate::keys::repos::Access::Write,
+                }],
             }),
             Request::RemoveKeys(KeyRevoke {
                 fingerprints: vec![EXAMPLE_FINGERPRINT.into()],
                 containers: vec![id.clone()],
+                repositories: vec![repo.clone()],
             }),
             Request::ListKeys(id),
+            Request::ListRepoKeys(repo.clone()),
+            Request::CreateRepo {
+                id: repo.clone(),
+                source: Some("https://example.com/app.git".parse().expect("a valid URL")),
+                progress: true,
+            },
+            Request::DeleteRepo(repo.clone()),
+            Request::ListRepos,
+            Request::Archive {
+                id: repo,
+                git_ref: "v1.0".parse().expect("a valid ref"),
+                format: ArchiveFormat::TarGz,
+            },
         ]
     }
 
@@ -419,7 +513,12 @@ impl Request {
             | Request::GetEnvironment(_)
             | Request::Volumes(_)
             | Request::Images
-            | Request::ListKeys(_) => Method::GET,
+            | Request::ListKeys(_)
+            | Request::ListRepoKeys(_)
+            | Request::ListRepos
+            | Request::Archive { .. } => Method::GET,
+            Request::CreateRepo { .. } => Method::PUT,
+            Request::DeleteRepo(_) => Method::DELETE,
             Request::AddKeys(_) => Method::PUT,
             Request::RemoveKeys(_) => Method::DELETE,
             Request::Install { .. } | Request::Start(_) | Request::Stop(_) => Method::PUT,
@@ -483,6 +582,31 @@ impl Request {
             Request::SetIdlePolicy { id, .. } => format!("/container/{id}/idle-policy"),
             Request::AddKeys(_) | Request::RemoveKeys(_) => "/keys".into(),
             Request::ListKeys(id) => format!("/keys?container={id}"),
+            Request::ListRepoKeys(id) => format!("/keys?repository={id}"),
+            Request::CreateRepo {
+                id,
+                source,
+                progress,
+            } => {
+                let mut query = vec![];
+                if let Some(url) = source {
+                    query.push(format!("source={}", source::encode_query(url.as_str())));
+                }
+                if *progress {
+                    query.push("progress=1".into());
+                }
+                match query.is_empty() {
+                    true => format!("/repository/{id}"),
+                    false => format!("/repository/{id}?{}", query.join("&")),
+                }
+            }
+            Request::DeleteRepo(id) => format!("/repository/{id}"),
+            Request::ListRepos => "/repositories".into(),
+            Request::Archive {
+                id,
+                git_ref,
+                format,
+            } => format!("/repository/{id}/archive/{git_ref}?format={format}"),
         }
     }
 
@@ -506,7 +630,12 @@ impl Request {
             } => serde_json::to_vec(policy).ok(),
             Request::AddKeys(grant) => serde_json::to_vec(&KeysJson::grant(grant)).ok(),
             Request::RemoveKeys(revoke) => serde_json::to_vec(&KeysJson::revoke(revoke)).ok(),
-            Request::ListKeys(_) => None,
+            Request::ListKeys(_)
+            | Request::ListRepoKeys(_)
+            | Request::CreateRepo { .. }
+            | Request::DeleteRepo(_)
+            | Request::ListRepos
+            | Request::Archive { .. } => None,
             Request::Idle { .. }
             | Request::Unidle(_)
             | Request::SetIdlePolicy { policy: None, .. } => None,
@@ -532,6 +661,12 @@ const EXAMPLE_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBPduUq53I4BsVcweySlwHvi28un2tEbulTTOc5bL851 user@laptop";
 /// Its fingerprint, as `ssh-keygen -l` prints it.
 const EXAMPLE_FINGERPRINT: &str = "SHA256:tT/qC4QfcVuGVun3hENAammMTnQxZA91Xtu0ZXMaGTg";
+
+/// A repository id from the path or query; a bad one is a 400 that says why.
+fn repo_id(s: &str) -> Result<RepoId, Error> {
+    s.parse()
+        .map_err(|e: crate::id::InvalidRepoId| Error::BadRequest(e.to_string()))
+}
 
 /// Decodes a JSON body; a malformed one is a 400 that says where it is wrong.
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {

@@ -253,17 +253,23 @@ pub enum Command {
         #[arg(long, conflicts_with = "after")]
         off: bool,
     },
-    /// Let SSH keys log in to isolated containers: `ssh ctr-ID@HOST` then runs a shell or
-    /// the command in container ID, as its user.
+    /// Let SSH keys log in to isolated containers (`ssh ctr-ID@HOST` then runs a shell or
+    /// the command in container ID, as its user), or reach Git repositories named
+    /// repo://[HOST/]ID (`git clone git-ID@HOST:~`; push with --write).
     AddKeys {
         /// A public key file (KEY.pub; one key per line), repeatable.
         #[arg(long = "key-file", value_name = "FILE", required = true)]
         key_files: Vec<std::path::PathBuf>,
-        /// Containers, as HOST[:PORT]/ID (installed with --isolate).
-        #[arg(required = true)]
-        locators: Vec<Locator>,
+        /// Let the keys push to the repositories too (else they only read).
+        #[arg(long)]
+        write: bool,
+        /// Containers, as HOST[:PORT]/ID (installed with --isolate), or repositories, as
+        /// repo://[HOST[:PORT]/]ID.
+        #[arg(required = true, value_name = "LOCATOR")]
+        locators: Vec<super::keys::KeyTarget>,
     },
-    /// Revoke SSH keys from containers, named by key file or fingerprint.
+    /// Revoke SSH keys from containers or repositories (repo://[HOST/]ID), named by key
+    /// file or fingerprint.
     RemoveKeys {
         /// A public key file whose keys to revoke, repeatable.
         #[arg(long = "key-file", value_name = "FILE")]
@@ -275,15 +281,57 @@ pub enum Command {
             required_unless_present = "key_files"
         )]
         fingerprint: Vec<String>,
-        /// Containers, as HOST[:PORT]/ID.
-        #[arg(required = true)]
-        locators: Vec<Locator>,
+        /// Containers (HOST[:PORT]/ID) or repositories (repo://[HOST[:PORT]/]ID).
+        #[arg(required = true, value_name = "LOCATOR")]
+        locators: Vec<super::keys::KeyTarget>,
     },
-    /// List the SSH keys of containers: fingerprint, type and comment.
+    /// List the SSH keys of containers (fingerprint, type, comment) or repositories
+    /// (fingerprint, type, read or write, comment).
     ListKeys {
-        /// Containers, as HOST[:PORT]/ID.
-        #[arg(required = true)]
-        locators: Vec<Locator>,
+        /// Containers (HOST[:PORT]/ID) or repositories (repo://[HOST[:PORT]/]ID).
+        #[arg(required = true, value_name = "LOCATOR")]
+        locators: Vec<super::keys::KeyTarget>,
+    },
+    /// Create a bare Git repository ID on HOST, empty (default branch main) or cloned from
+    /// a URL, with its own Unix user git-ID; clone it with `git clone git-ID@HOST:~`.
+    ///
+    /// A clone shows git's progress; Ctrl-C stops it and leaves nothing behind.
+    CreateRepo {
+        /// The repository, as HOST[:PORT]/ID (ID: lowercase letters, digits, '-', '_').
+        #[arg(value_name = "HOST/ID")]
+        locator: super::repos::RepoLocator,
+        /// Clone this: any URL git understands (https://, git://, ssh://, file://,
+        /// user@host:path) or a local path the repository's user can read.
+        #[arg(long, value_name = "URL")]
+        from: Option<crate::git::source::SourceUrl>,
+    },
+    /// Delete Git repositories: their files, keys and users.
+    DeleteRepo {
+        /// Repositories, as HOST[:PORT]/ID.
+        #[arg(required = true, value_name = "HOST/ID")]
+        locators: Vec<super::repos::RepoLocator>,
+    },
+    /// List the Git repositories on hosts.
+    ListRepos {
+        /// Hosts (default: localhost).
+        #[arg(value_name = "HOST[:PORT]")]
+        hosts: Vec<HostAddr>,
+        /// Print each agent's JSON answer, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an archive of a branch, tag or commit of a repository to stdout
+    /// (`gear archive localhost/app v1.0 > app-v1.0.zip`).
+    Archive {
+        /// The repository, as HOST[:PORT]/ID.
+        #[arg(value_name = "HOST/ID")]
+        locator: super::repos::RepoLocator,
+        /// A branch, tag or commit.
+        #[arg(value_name = "REF")]
+        git_ref: crate::git::refname::GitRef,
+        /// zip or tar.gz.
+        #[arg(long, default_value = "zip")]
+        format: crate::git::refname::ArchiveFormat,
     },
     /// List every installed container on one or more hosts (stopped ones as inactive).
     ListUnits {
@@ -619,8 +667,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::AddKeys {
             key_files,
+            write,
             locators,
-        } => super::keys::add(&remote, &key_files, &locators, &mut out, &mut err).await,
+        } => super::keys::add(&remote, &key_files, write, &locators, &mut out, &mut err).await,
         Command::RemoveKeys {
             key_files,
             fingerprint,
@@ -639,6 +688,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::ListKeys { locators } => {
             super::keys::list(&remote, &locators, &mut out, &mut err).await
         }
+        Command::CreateRepo { locator, from } => {
+            super::repos::create(&remote, &locator, from, &mut out, &mut err).await
+        }
+        Command::DeleteRepo { locators } => {
+            super::repos::delete(&remote, &locators, &mut out, &mut err).await
+        }
+        Command::ListRepos { mut hosts, json } => {
+            if hosts.is_empty() {
+                hosts.push(HostAddr::localhost());
+            }
+            super::repos::list(&remote, &hosts, json, &mut out, &mut err).await
+        }
+        Command::Archive {
+            locator,
+            git_ref,
+            format,
+        } => super::repos::archive(&remote, &locator, git_ref, format).await,
         Command::Delete { locators, volumes } => {
             each_json(
                 &remote,

@@ -1,5 +1,7 @@
 //! What `gear-keys USER` prints for sshd: the keys of login `ctr-ID`, each restricted to
-//! one forced command (`gear-enter`) and to forwarding the container's published ports.
+//! one forced command (`gear-enter`) and to forwarding the container's published ports;
+//! and the keys of repository login `git-ID`, each forced to `gear-git-shell` with its
+//! access.
 //!
 //! stdout is sshd's protocol (sshd_config(5), `AuthorizedKeysCommand`: the output is read
 //! as `authorized_keys` lines, and a non-zero exit status discards it all). So a user that
@@ -8,14 +10,19 @@
 
 use std::io::Write;
 
-use super::store;
+use super::{repos, store};
 use crate::accounts::container_of;
 use crate::container::spec::ContainerSpec;
+use crate::id::RepoId;
 use crate::paths::Paths;
 
 /// The forced command of every container key: asks the root helper for a session in the
 /// login's container (see `docs/ssh.md`).
 pub const ENTER: &str = "/usr/libexec/gear/gear-enter";
+
+/// The forced command of every repository key, followed by `read` or `write`: it runs
+/// only git's programs, on the login's own repository (docs/git.md).
+pub const GIT_SHELL: &str = "/usr/libexec/gear/gear-git-shell";
 
 /// Prints the authorized keys of `user` on `out`; reasons for printing fewer go to `err`.
 pub fn print_for(
@@ -24,8 +31,11 @@ pub fn print_for(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> std::io::Result<()> {
+    if let Some(repo) = RepoId::from_login(user) {
+        return print_repository(paths, user, &repo, out, err);
+    }
     let Some(id) = container_of(user) else {
-        return writeln!(err, "{user}: not a container's login");
+        return writeln!(err, "{user}: not a container's or a repository's login");
     };
     let spec = match ContainerSpec::load(paths, &id) {
         Ok(spec) => spec,
@@ -40,6 +50,30 @@ pub fn print_for(
         text.push_str(&format!("{options} {key}\n"));
     }
     // One write: sshd sees all the keys or, if the pipe breaks, an error.
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// The keys of repository login `git-ID`: `restrict` (no pty, no forwarding of any kind,
+/// no ~/.ssh/rc) and the git shell with the key's access.
+fn print_repository(
+    paths: &Paths,
+    user: &str,
+    id: &RepoId,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> std::io::Result<()> {
+    if !paths.repository(id).is_dir() {
+        return writeln!(err, "{user}: no repository {id}");
+    }
+    let mut text = String::new();
+    for k in repos::read(paths, id, err) {
+        text.push_str(&format!(
+            "command=\"{GIT_SHELL} {}\",restrict {}\n",
+            k.access.as_str(),
+            k.key
+        ));
+    }
     out.write_all(text.as_bytes())?;
     out.flush()
 }

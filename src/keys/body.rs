@@ -1,10 +1,12 @@
-//! The bodies of `PUT /keys` (geard's) and `DELETE /keys` (gear's), parsed into keys and
-//! containers; a bad key is refused with its position and start, before anything is written.
+//! The bodies of `PUT /keys` (geard's) and `DELETE /keys` (gear's), parsed into keys,
+//! containers and repositories; a bad key or permission is refused with its position and
+//! start, before anything is written.
 
 use serde::{Deserialize, Serialize};
 
+use super::repos::Access;
 use super::{PublicKey, shorten};
-use crate::id::ContainerId;
+use crate::id::{ContainerId, RepoId};
 
 /// One key as geard's clients send it: `{"Type": "authorized_keys", "Value": "ssh-... ..."}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,14 +19,16 @@ pub struct KeyValue {
     pub value: String,
 }
 
-/// What a key grants: `{"Type": "container", "With": "ID"}`.
+/// What a key grants: `{"Type": "container", "With": "ID"}`, or
+/// `{"Type": "repository", "With": {"Id": "ID", "Write": true}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Permission {
-    /// `container` (or geard's empty type, which meant the same).
+    /// `container` (or geard's empty type, which meant the same), or `repository`.
     #[serde(rename = "Type", default)]
     pub kind: String,
-    /// The container id (geard's `repository` permissions took an object here).
+    /// The container id; for a repository, `{"Id": "ID", "Write": bool}` (or just its id,
+    /// for read access).
     pub with: serde_json::Value,
 }
 
@@ -44,22 +48,44 @@ pub struct KeysJson {
     pub permissions: Vec<Permission>,
 }
 
-/// Keys for containers, validated.
+/// Keys for containers and repositories, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyGrant {
     /// The keys.
     pub keys: Vec<PublicKey>,
     /// The containers.
     pub containers: Vec<ContainerId>,
+    /// The repositories, each with the access the keys get.
+    pub repositories: Vec<RepoGrant>,
 }
 
-/// Keys (or fingerprints) to revoke from containers, validated.
+/// Access to one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoGrant {
+    /// The repository.
+    pub id: RepoId,
+    /// Read, or write (push) too.
+    pub access: Access,
+}
+
+/// Keys (or fingerprints) to revoke from containers and repositories, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyRevoke {
     /// Fingerprints (`SHA256:...`) of the keys, including those given as whole keys.
     pub fingerprints: Vec<String>,
     /// The containers.
     pub containers: Vec<ContainerId>,
+    /// The repositories.
+    pub repositories: Vec<RepoId>,
+}
+
+/// The `With` of a repository permission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct RepoWith {
+    id: String,
+    #[serde(default)]
+    write: bool,
 }
 
 impl KeysJson {
@@ -75,7 +101,10 @@ impl KeysJson {
                 })
                 .collect(),
             fingerprints: vec![],
-            permissions: permissions(&g.containers),
+            permissions: permissions(
+                &g.containers,
+                g.repositories.iter().map(|r| (&r.id, r.access)),
+            ),
         }
     }
 
@@ -84,7 +113,10 @@ impl KeysJson {
         KeysJson {
             keys: vec![],
             fingerprints: r.fingerprints.clone(),
-            permissions: permissions(&r.containers),
+            permissions: permissions(
+                &r.containers,
+                r.repositories.iter().map(|id| (id, Access::Read)),
+            ),
         }
     }
 
@@ -97,9 +129,11 @@ impl KeysJson {
         if keys.is_empty() {
             return Err("One or more keys must be specified.".into());
         }
+        let (containers, repositories) = targets(&self.permissions)?;
         Ok(KeyGrant {
             keys,
-            containers: containers(&self.permissions)?,
+            containers,
+            repositories,
         })
     }
 
@@ -128,9 +162,11 @@ impl KeysJson {
         if fingerprints.is_empty() {
             return Err("name the keys to revoke in Keys or Fingerprints".into());
         }
+        let (containers, repositories) = targets(&self.permissions)?;
         Ok(KeyRevoke {
             fingerprints,
-            containers: containers(&self.permissions)?,
+            containers,
+            repositories: repositories.into_iter().map(|r| r.id).collect(),
         })
     }
 
@@ -152,40 +188,68 @@ impl KeysJson {
     }
 }
 
-fn permissions(containers: &[ContainerId]) -> Vec<Permission> {
-    containers
-        .iter()
-        .map(|id| Permission {
-            kind: "container".into(),
-            with: serde_json::Value::String(id.to_string()),
-        })
-        .collect()
+fn permissions<'a>(
+    containers: &[ContainerId],
+    repositories: impl Iterator<Item = (&'a RepoId, Access)>,
+) -> Vec<Permission> {
+    let containers = containers.iter().map(|id| Permission {
+        kind: "container".into(),
+        with: serde_json::Value::String(id.to_string()),
+    });
+    let repositories = repositories.map(|(id, access)| Permission {
+        kind: "repository".into(),
+        with: serde_json::json!({"Id": id, "Write": access == Access::Write}),
+    });
+    containers.chain(repositories).collect()
 }
 
-fn containers(permissions: &[Permission]) -> Result<Vec<ContainerId>, String> {
+/// The containers and repositories of the permissions, each once (a repository named
+/// twice takes its last access).
+fn targets(permissions: &[Permission]) -> Result<(Vec<ContainerId>, Vec<RepoGrant>), String> {
     if permissions.is_empty() {
         return Err("At least one permission must be specified.".into());
     }
-    let mut ids = Vec::new();
-    for p in permissions {
+    let (mut ids, mut repos) = (Vec::new(), Vec::<RepoGrant>::new());
+    for (n, p) in permissions.iter().enumerate() {
         match p.kind.as_str() {
-            "container" | "" => {}
+            "container" | "" => {
+                let id: ContainerId = p
+                    .with
+                    .as_str()
+                    .ok_or("a container permission's With is the container id, a string")?
+                    .parse()
+                    .map_err(|e| format!("{e}"))?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
             "repository" => {
-                return Err("repository permissions are not supported by gear".into());
+                let with: RepoWith = match &p.with {
+                    serde_json::Value::String(id) => RepoWith {
+                        id: id.clone(),
+                        write: false,
+                    },
+                    other => serde_json::from_value(other.clone()).map_err(|e| {
+                        format!(
+                            "permission {}: a repository permission's With is {{\"Id\": \"ID\", \"Write\": true|false}}: {e}",
+                            n + 1
+                        )
+                    })?,
+                };
+                let grant = RepoGrant {
+                    id: with.id.parse().map_err(|e| format!("{e}"))?,
+                    access: match with.write {
+                        true => Access::Write,
+                        false => Access::Read,
+                    },
+                };
+                repos.retain(|r| r.id != grant.id);
+                repos.push(grant);
             }
             other => return Err(format!("The permission type '{other}' is not recognized.")),
         }
-        let id: ContainerId = p
-            .with
-            .as_str()
-            .ok_or("a container permission's With is the container id, a string")?
-            .parse()
-            .map_err(|e| format!("{e}"))?;
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
     }
-    Ok(ids)
+    Ok((ids, repos))
 }
 
 /// One key as `GET /keys` lists it.
@@ -221,12 +285,47 @@ pub struct KeysList {
     pub keys: Vec<KeyInfo>,
 }
 
-/// The answer of `PUT /keys` and `DELETE /keys`: per container, the keys added or removed.
+/// The answer of `PUT /keys` and `DELETE /keys`: per container and repository, the keys
+/// added or removed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct KeysChanged {
     /// One entry per container named.
     pub containers: Vec<KeysOf>,
+    /// One entry per repository named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<RepoKeysOf>,
+}
+
+/// The fingerprints of keys added to (or removed from) one repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RepoKeysOf {
+    /// The repository.
+    pub id: RepoId,
+    /// The fingerprints.
+    pub fingerprints: Vec<String>,
+}
+
+/// One key of a repository as `GET /keys?repository=ID` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RepoKeyInfo {
+    /// The key.
+    #[serde(flatten)]
+    pub key: KeyInfo,
+    /// Whether it may push.
+    pub write: bool,
+}
+
+/// The answer of `GET /keys?repository=ID`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RepoKeysList {
+    /// The repository.
+    pub id: RepoId,
+    /// Its keys.
+    pub keys: Vec<RepoKeyInfo>,
 }
 
 /// The fingerprints of keys added to (or removed from) one container.

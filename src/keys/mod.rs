@@ -1,8 +1,10 @@
-//! SSH public keys that let people log in to containers (`ssh ctr-ID@host`).
+//! SSH public keys that let people log in to containers (`ssh ctr-ID@host`) and reach Git
+//! repositories (`git clone git-ID@host:~`).
 //!
 //! - this file: [`PublicKey`], one validated key (type, base64, comment; never options);
 //! - [`body`]: geard's `PUT /keys` body and gear's `DELETE /keys` body;
 //! - [`store`]: the key file of each container, under [`crate::paths::Paths::keys_dir`];
+//! - [`repos`]: the key file of each Git repository, each key read or write;
 //! - [`authorized`]: what `gear-keys` prints for sshd (`AuthorizedKeysCommand`).
 //!
 //! Keys come from users, so a key line with options (`command="..."`, `from=...`) is
@@ -10,6 +12,7 @@
 
 pub mod authorized;
 pub mod body;
+pub mod repos;
 pub mod store;
 
 use std::fmt;

@@ -107,7 +107,7 @@ fn geards_body_names_the_bad_key_and_the_permission() {
         "{err}"
     );
     let err = body(&good, r#"{"Type":"repository","With":{"Id":"r"}}"#).unwrap_err();
-    assert!(err.contains("repository"), "{err}");
+    assert!(err.contains("repository identifier 'r'"), "{err}");
     assert!(body(&good, "").unwrap_err().contains("permission"));
     assert!(
         body("", r#"{"Type":"container","With":"web-1"}"#)
@@ -127,6 +127,116 @@ fn geards_body_names_the_bad_key_and_the_permission() {
         ["SHA256:tT/qC4QfcVuGVun3hENAammMTnQxZA91Xtu0ZXMaGTg"]
     );
     assert!(revoke(r#""SHA256:../../etc""#).is_err());
+}
+
+#[test]
+fn geards_repository_permissions() {
+    use super::body::RepoGrant;
+    use super::repos::Access;
+    let grant = |perms: &str| -> Result<_, String> {
+        let json = format!(
+            r#"{{"Keys":[{{"Type":"authorized_keys","Value":"{ED25519}"}}],"Permissions":[{perms}]}}"#
+        );
+        serde_json::from_str::<KeysJson>(&json)
+            .unwrap()
+            .into_grant()
+    };
+    let g = grant(
+        r#"{"Type":"repository","With":{"Id":"app1","Write":true}},{"Type":"repository","With":{"Id":"app2"}},{"Type":"container","With":"web-1"},{"Type":"repository","With":"app3"}"#,
+    )
+    .unwrap();
+    let access = |id: &str, access| RepoGrant {
+        id: id.parse().unwrap(),
+        access,
+    };
+    assert_eq!(
+        g.repositories,
+        vec![
+            access("app1", Access::Write),
+            access("app2", Access::Read),
+            access("app3", Access::Read)
+        ]
+    );
+    assert_eq!(g.containers.len(), 1);
+    // The body gear sends is geard's, and reads back the same.
+    let sent = serde_json::to_string(&KeysJson::grant(&g)).unwrap();
+    assert!(
+        sent.contains(r#"{"Type":"repository","With":{"Id":"app1","Write":true}}"#),
+        "{sent}"
+    );
+    let back = serde_json::from_str::<KeysJson>(&sent)
+        .unwrap()
+        .into_grant()
+        .unwrap();
+    assert_eq!(back, g);
+    // Named twice: the last access counts.
+    let g = grant(
+        r#"{"Type":"repository","With":{"Id":"app1","Write":true}},{"Type":"repository","With":{"Id":"app1","Write":false}}"#,
+    )
+    .unwrap();
+    assert_eq!(g.repositories, vec![access("app1", Access::Read)]);
+    for (bad, want) in [
+        (
+            r#"{"Type":"repository","With":{"Id":"App.1"}}"#,
+            "lowercase",
+        ),
+        (
+            r#"{"Type":"repository","With":{"Id":"app1","Admin":true}}"#,
+            "Admin",
+        ),
+        (r#"{"Type":"repository","With":{"Write":true}}"#, "Id"),
+        (r#"{"Type":"repository","With":7}"#, "With is"),
+        (r#"{"Type":"mirror","With":"app1"}"#, "not recognized"),
+    ] {
+        let err = grant(bad).unwrap_err();
+        assert!(err.contains(want), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn gear_keys_prints_repository_keys_forced_to_the_git_shell() {
+    use super::repos::{self, Access};
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths::new(dir.path());
+    let app: crate::id::RepoId = "app1".parse().unwrap();
+    std::fs::create_dir_all(paths.repository(&app)).unwrap();
+    let w = PublicKey::parse(ED25519).unwrap();
+    let r = PublicKey::parse(RSA).unwrap();
+    repos::add(&paths, &app, std::slice::from_ref(&w), Access::Write).unwrap();
+    repos::add(&paths, &app, std::slice::from_ref(&r), Access::Read).unwrap();
+    let (out, err) = gear_keys(&paths, "git-app1");
+    assert_eq!(err, "");
+    assert_eq!(
+        out,
+        format!(
+            "command=\"/usr/libexec/gear/gear-git-shell write\",restrict {ED25519}\ncommand=\"/usr/libexec/gear/gear-git-shell read\",restrict {RSA}\n"
+        )
+    );
+    // Adding again changes the access in place; revoking removes it.
+    repos::add(&paths, &app, std::slice::from_ref(&w), Access::Read).unwrap();
+    assert!(
+        gear_keys(&paths, "git-app1")
+            .0
+            .starts_with("command=\"/usr/libexec/gear/gear-git-shell read\",restrict ssh-ed25519")
+    );
+    assert_eq!(
+        repos::remove(&paths, &app, &[r.fingerprint().into()]).unwrap(),
+        [r.fingerprint()]
+    );
+    assert_eq!(gear_keys(&paths, "git-app1").0.lines().count(), 1);
+    // A damaged line costs its key only; no repository, no keys; other logins get nothing.
+    let file = paths.repository_keys(&app);
+    std::fs::write(&file, format!("admin {RSA}\nwrite {ED25519}\n")).unwrap();
+    let (out, err) = gear_keys(&paths, "git-app1");
+    assert_eq!(out.lines().count(), 1);
+    assert!(err.contains("line 1"), "{err}");
+    for user in ["git-app2", "git-App1", "git-", "gitapp1"] {
+        let (out, err) = gear_keys(&paths, user);
+        assert_eq!(out, "", "{user}");
+        assert!(!err.is_empty(), "{user}");
+    }
+    repos::remove_all(&paths, &app).unwrap();
+    assert!(!file.exists());
 }
 
 fn isolated(paths: &Paths, id: &str, ports: &[(u16, u16)]) -> ContainerId {

@@ -410,3 +410,76 @@ fn isolate_needs_a_portable_user_name() {
     let err = Request::parse(&hyper::Method::PUT, "/container/Web.1", None, body).unwrap_err();
     assert!(err.to_string().contains("Isolate needs"), "{err}");
 }
+
+#[tokio::test]
+async fn repository_keys_need_the_repository_and_keep_their_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let (host, _web) = host(dir.path()).await;
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBPduUq53I4BsVcweySlwHvi28un2tEbulTTOc5bL851 me@x";
+    let put = |perms: &str| {
+        let body = format!(
+            r#"{{"Keys":[{{"Type":"authorized_keys","Value":"{key}"}}],"Permissions":[{perms}]}}"#
+        );
+        Request::parse(&hyper::Method::PUT, "/keys", None, body.as_bytes()).unwrap()
+    };
+    let app: crate::id::RepoId = "app1".parse().unwrap();
+    // No repository: 404, and nothing written for the other one either.
+    std::fs::create_dir_all(host.paths.repository(&app)).unwrap();
+    let err = execute(
+        &host,
+        put(r#"{"Type":"repository","With":{"Id":"app1","Write":true}},{"Type":"repository","With":{"Id":"nope1"}}"#),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status(), hyper::StatusCode::NOT_FOUND, "{err}");
+    assert!(err.to_string().contains("no repository nope1"), "{err}");
+    assert!(!host.paths.repository_keys(&app).exists());
+
+    let reply = execute(
+        &host,
+        put(r#"{"Type":"repository","With":{"Id":"app1","Write":true}}"#),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        json(reply)["Repositories"][0]["Fingerprints"][0],
+        "SHA256:tT/qC4QfcVuGVun3hENAammMTnQxZA91Xtu0ZXMaGTg"
+    );
+    let list =
+        || Request::parse(&hyper::Method::GET, "/keys", Some("repository=app1"), b"").unwrap();
+    let listed = json(execute(&host, list()).await.unwrap());
+    assert_eq!(listed["Keys"][0]["Write"], true);
+    assert_eq!(listed["Keys"][0]["Comment"], "me@x");
+    // Read access replaces write access.
+    execute(&host, put(r#"{"Type":"repository","With":"app1"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        json(execute(&host, list()).await.unwrap())["Keys"][0]["Write"],
+        false
+    );
+
+    let revoke = r#"{"Fingerprints":["SHA256:tT/qC4QfcVuGVun3hENAammMTnQxZA91Xtu0ZXMaGTg"],"Permissions":[{"Type":"repository","With":{"Id":"app1"}}]}"#;
+    let del = || Request::parse(&hyper::Method::DELETE, "/keys", None, revoke.as_bytes()).unwrap();
+    execute(&host, del()).await.unwrap();
+    assert!(!host.paths.repository_keys(&app).exists());
+    let err = execute(&host, del()).await.unwrap_err();
+    assert_eq!(err.status(), hyper::StatusCode::NOT_FOUND);
+
+    // The repository is listed; an archive of a missing one is 404.
+    let repos = json(execute(&host, Request::ListRepos).await.unwrap());
+    assert_eq!(repos["Repositories"][0]["Id"], "app1");
+    assert_eq!(repos["Repositories"][0]["Login"], "git-app1");
+    let err = execute(
+        &host,
+        Request::Archive {
+            id: "nope1".parse().unwrap(),
+            git_ref: "main".parse().unwrap(),
+            format: Default::default(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status(), hyper::StatusCode::NOT_FOUND);
+}

@@ -19,6 +19,21 @@ fn every_request_round_trips_through_http() {
     )
     .unwrap();
     for req in [
+        Request::CreateRepo {
+            id: "my_app-2".parse().unwrap(),
+            source: Some("https://example.com/a?x=1&y=%2F#f".parse().unwrap()),
+            progress: false,
+        },
+        Request::CreateRepo {
+            id: "my_app-2".parse().unwrap(),
+            source: None,
+            progress: false,
+        },
+        Request::Archive {
+            id: "my_app-2".parse().unwrap(),
+            git_ref: "feature/login".parse().unwrap(),
+            format: crate::git::refname::ArchiveFormat::Zip,
+        },
         Request::ListContainers { all: true },
         Request::SetLinks(vec![ContainerLinks {
             id: id.clone(),
@@ -88,6 +103,38 @@ fn every_request_round_trips_through_http() {
         let back = Request::parse(&req.method(), &path, query.as_deref(), &body).unwrap();
         assert_eq!(back, req);
     }
+}
+
+#[test]
+fn repository_routes_refuse_bad_ids_refs_and_sources() {
+    let bad = |m: Method, target: &str| match parse(m, target) {
+        Err(Error::BadRequest(msg)) => msg,
+        other => panic!("{target}: {other:?}"),
+    };
+    assert!(bad(Method::GET, "/repository/app1/archive/--output=x").contains("starts with '-'"));
+    assert!(bad(Method::GET, "/repository/app1/archive/main..dev").contains("'..'"));
+    assert!(bad(Method::GET, "/repository/app1/archive/").contains("empty"));
+    assert!(bad(Method::GET, "/repository/app1/archive/v1?format=rar").contains("zip or tar.gz"));
+    assert!(bad(Method::PUT, "/repository/App1").contains("lowercase"));
+    assert!(bad(Method::PUT, "/repository/app1?source=ext::sh%20-c%20id").contains("refused"));
+    assert!(bad(Method::PUT, "/repository/app1?source=--upload-pack=id").contains("'-'"));
+    assert!(bad(Method::GET, "/keys?container=web-1&repository=app1").contains("repository=ID"));
+    assert_eq!(
+        parse(Method::GET, "/keys?repository=app1").unwrap(),
+        Request::ListRepoKeys("app1".parse().unwrap())
+    );
+    assert_eq!(
+        parse(Method::PUT, "/repository/app1?source=%2Fsrv%2Fgit%2Fa").unwrap(),
+        Request::CreateRepo {
+            id: "app1".parse().unwrap(),
+            source: Some("/srv/git/a".parse().unwrap()),
+            progress: false,
+        }
+    );
+    assert!(matches!(
+        parse(Method::POST, "/repository/app1"),
+        Err(Error::MethodNotAllowed { .. })
+    ));
 }
 
 #[test]
