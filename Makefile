@@ -3,7 +3,8 @@
 #   make build                      release binaries in target/release
 #   make install DESTDIR=dir        the install layout under dir (PREFIX=/usr)
 #   make check                      rustfmt and clippy, warnings are errors
-#   make test                       unit + integration tests, then system tests in a booted machine
+#   make rpm                        source and binary RPMs in target/rpm, then rpmlint
+#   make test                       unit + integration tests, make rpm, then system tests in a booted machine
 #   make fuzz [FUZZ_SECS=60]        the random-input tests of tests/fuzz.rs, longer than in make test
 #   make demo / demo-down / shell   a sandbox machine running gear
 #   make bench                      benchmarks in a booted machine
@@ -20,6 +21,10 @@ TMPFILESDIR = $(PREFIX)/lib/tmpfiles.d
 SYSUSERSDIR = $(PREFIX)/lib/sysusers.d
 SSHDCONFDIR = $(SYSCONFDIR)/ssh/sshd_config.d
 DOCDIR      = $(PREFIX)/share/doc/gear
+MANDIR      = $(PREFIX)/share/man
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  = $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
 
 CARGO    ?= cargo
 RELEASE   = target/release
@@ -41,12 +46,13 @@ DOCS      = README.md $(wildcard docs/*.md)
 STAGE     = target/stage
 TESTBED   = tests/system/testbed.sh
 
-.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean fuzz chaos
+.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean fuzz chaos rpm
 
 all: build
 
+# --workspace: also tools/manuals, which writes the man pages and completions at install.
 build:
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --workspace
 
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
@@ -63,10 +69,21 @@ install: build
 	install -m 0644 units/sysusers.d/gear.conf $(DESTDIR)$(SYSUSERSDIR)/gear.conf
 	install -m 0644 units/sshd_config.d/40-gear-keys.conf $(DESTDIR)$(SSHDCONFDIR)/40-gear-keys.conf
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+# Man pages (gear and its subcommands in man1, the helpers in man8) and gear's completions,
+# generated from the clap definitions (tools/manuals; docs/packaging.md).
+	rm -rf $(RELEASE)/manuals
+	$(RELEASE)/gear-manuals $(RELEASE)/manuals
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 $(RELEASE)/manuals/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(RELEASE)/manuals/man8/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(RELEASE)/manuals/completions/gear.bash $(DESTDIR)$(BASHCOMPDIR)/gear
+	install -m 0644 $(RELEASE)/manuals/completions/_gear $(DESTDIR)$(ZSHCOMPDIR)/_gear
+	install -m 0644 $(RELEASE)/manuals/completions/gear.fish $(DESTDIR)$(FISHCOMPDIR)/gear.fish
 
 check:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 unit-test:
 	$(CARGO) test --all-targets --locked
@@ -84,7 +101,9 @@ stage:
 system-test: stage
 	bash tests/system/run.sh $(CURDIR)/$(STAGE) $(ONLY)
 
-test: check unit-test system-test
+# make rpm before the system tests: test-80-rpm installs that RPM (about 30 s when the
+# release build is current).
+test: check unit-test rpm system-test
 
 demo: stage
 	bash tests/system/demo.sh $(CURDIR)/$(STAGE)
@@ -102,6 +121,11 @@ bench: stage
 # whose script name contains `docker`.
 chaos: stage
 	bash tests/chaos/run.sh $(CURDIR)/$(STAGE) $(ONLY)
+
+# Source and binary RPMs in target/rpm, checked with rpmlint (docs/packaging.md).
+# GEAR_RPM_REBUILD=1: the binary RPM from the source RPM alone, offline (a full build).
+rpm: build
+	bash rpm/build.sh
 
 clean:
 	$(CARGO) clean

@@ -22,7 +22,7 @@ use gear::systemd::dbus::Dbus;
 /// Normally started by systemd through gear-api.socket, which passes the listening socket.
 #[derive(Debug, Parser)]
 #[command(version)]
-struct Cli {
+pub struct Cli {
     /// Listen on this address instead of a socket from systemd (for development only).
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<std::net::SocketAddr>,

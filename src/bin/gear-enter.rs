@@ -12,7 +12,7 @@ use gear::paths::Paths;
 /// Run the SSH session's command (or a shell) in the container of this login.
 #[derive(Debug, Parser)]
 #[command(version)]
-struct Cli {}
+pub struct Cli {}
 
 fn main() -> ExitCode {
     let _cli = Cli::parse();

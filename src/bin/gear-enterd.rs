@@ -12,7 +12,7 @@ use gear::paths::Paths;
 /// Serve one session into a container on the socket connection on stdin.
 #[derive(Debug, Parser)]
 #[command(version)]
-struct Cli {
+pub struct Cli {
     /// More logging on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,

@@ -14,7 +14,7 @@ use gear::paths::Paths;
 /// own repository, if the key's access allows it.
 #[derive(Debug, Parser)]
 #[command(version)]
-struct Cli {
+pub struct Cli {
     /// What the key may do: read (clone, fetch, archive) or write (push too).
     access: Access,
 }

@@ -20,7 +20,7 @@ use gear::systemd::dbus::Dbus;
 /// Idle quiet containers; wake idle ones when a connection comes.
 #[derive(Debug, Parser)]
 #[command(version)]
-struct Cli {
+pub struct Cli {
     /// How often traffic is measured and firewall rules reconciled.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = gear::duration::parse)]
     tick: Duration,

@@ -11,7 +11,7 @@ use gear::paths::Paths;
 /// restricted to entering that container.
 #[derive(Debug, Parser)]
 #[command(version)]
-struct Cli {
+pub struct Cli {
     /// The user sshd is authenticating (sshd's %u).
     user: String,
 }

@@ -18,7 +18,7 @@ const DOCKER_PID_FILE: &str = "/run/docker.pid";
 /// Run one step of a container unit.
 #[derive(Debug, Parser)]
 #[command(version)]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     step: Step,
     /// More logging on stderr (repeat for more).

@@ -23,6 +23,8 @@ TB_HOST_PKGS=(systemd-container debootstrap zstd iproute2 procps curl)
 # Packages inside the machine (debootstrap --include; no Recommends).
 TB_PKGS=(systemd systemd-sysv dbus docker.io iproute2 iptables curl busybox-static
          openssh-server git ca-certificates procps)
+# test-80-rpm installs gear's RPM with rpm and reads its man pages with man.
+TB_PKGS+=(rpm man-db)
 
 tb_log() { echo "testbed: $*" >&2; }
 tb_die() { tb_log "error: $*"; exit 1; }
