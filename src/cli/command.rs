@@ -14,6 +14,7 @@ use crate::api::reply::Status;
 use crate::container::environment::{Environment, EnvironmentBody};
 use crate::container::logs::LogOptions;
 use crate::container::ports::PortRequest;
+use crate::container::probe::ReadyProbe;
 use crate::container::spec::{Cpus, Image, InstallRequest, Memory, RestartPolicy, SliceName};
 use crate::links::NetworkLink;
 use crate::locator::{HostAddr, Locator};
@@ -319,6 +320,17 @@ pub struct InstallArgs {
     /// and re-installs; HOSTPATH:PATH[:ro|rw] mounts a host directory (repeatable).
     #[arg(short = 'v', long = "volume", value_name = "PATH|HOSTPATH:PATH[:ro]")]
     pub volumes: Vec<crate::container::volumes::Volume>,
+    /// Count it started only once container port PORT accepts a TCP connection, checked
+    /// from the host (nothing runs in the image).
+    #[arg(long, value_name = "PORT", conflicts_with = "ready_http")]
+    pub ready_tcp: Option<crate::container::ports::PortNumber>,
+    /// Count it started only once GET PATH answers 2xx or 3xx on container port PORT
+    /// (default: the first published one), checked from the host.
+    #[arg(long, value_name = "PATH[:PORT]", value_parser = ReadyProbe::parse_http)]
+    pub ready_http: Option<ReadyProbe>,
+    /// How long it may take to become ready before its start fails (default 60s, at most 4m).
+    #[arg(long, value_name = "DURATION")]
+    pub ready_timeout: Option<crate::container::probe::Wait>,
 }
 
 /// The variables of an `--env-file` (none without one).
@@ -354,8 +366,27 @@ impl InstallArgs {
                 mode: self.idle_mode.unwrap_or_default(),
             }),
             volumes: (!self.volumes.is_empty()).then(|| self.volumes.clone()),
+            ready: self.ready_probe()?,
             ..InstallRequest::new(self.image.clone())
         })
+    }
+}
+
+impl InstallArgs {
+    /// The readiness probe of `--ready-tcp` or `--ready-http`, with `--ready-timeout`.
+    fn ready_probe(&self) -> anyhow::Result<Option<ReadyProbe>> {
+        let probe = match (&self.ready_http, self.ready_tcp) {
+            (Some(http), _) => http.clone(),
+            (None, Some(port)) => ReadyProbe::tcp(port),
+            (None, None) if self.ready_timeout.is_some() => {
+                anyhow::bail!("--ready-timeout needs --ready-tcp or --ready-http")
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(ReadyProbe {
+            timeout: self.ready_timeout,
+            ..probe
+        }))
     }
 }
 

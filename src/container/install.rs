@@ -30,6 +30,13 @@ impl<P: Parts> Host<P> {
         if let Some(v) = &asked_volumes {
             volumes::check_sources(&self.paths, v, self.allow_system_mounts)?;
         }
+        // Checked with the request (`InstallRequest::check`) too; here it gets its port.
+        let ready = req
+            .ready
+            .clone()
+            .map(|probe| probe.resolve(req.ports.iter().map(|p| p.internal)))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?;
         self.pull_if_missing(&req.image, progress).await?;
         let old = self
             .is_installed(id)
@@ -82,6 +89,7 @@ impl<P: Parts> Host<P> {
         let user = self.user_for(id, req.isolate, old.as_ref())?;
         let spec = ContainerSpec {
             user,
+            ready,
             id: id.clone(),
             image: req.image,
             links,

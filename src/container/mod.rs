@@ -12,6 +12,7 @@ pub mod list;
 pub mod lock;
 pub mod logs;
 pub mod ports;
+pub mod probe;
 pub mod spec;
 pub mod step;
 pub mod unit;

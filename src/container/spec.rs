@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::environment::EnvironmentBody;
 use super::ports::{PortPair, PortRequest};
+use super::probe::{InvalidProbe, ReadyProbe};
 use super::volumes::{self, Volume, VolumeConfig, VolumeError};
 use crate::atomic_file;
 use crate::id::ContainerId;
@@ -43,6 +44,9 @@ pub enum InvalidField {
     /// A geard option this agent does not carry out.
     #[error("{0} is not supported by this agent")]
     Unsupported(&'static str),
+    /// A readiness probe cannot be used.
+    #[error(transparent)]
+    Probe(#[from] InvalidProbe),
 }
 
 /// A Docker image reference, e.g. `gear-test/httpd:latest` or `registry:5000/a/b@sha256:…`.
@@ -304,6 +308,11 @@ pub struct InstallRequest {
     /// login of `ssh ctr-ID@host`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub isolate: bool,
+    /// A readiness probe run from the host (`{"Http": "/ready", "Port": 8080, "Timeout":
+    /// "30s"}`, or `{"Port": 8080}` for a TCP connect): the container counts as started
+    /// only once it answers. Absent: once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<ReadyProbe>,
     /// geard's fields that gear has no use for, or does not support yet: accepted while
     /// they ask for nothing ([`InstallRequest::check`] refuses what they would ask for).
     #[serde(default, skip_serializing)]
@@ -334,6 +343,7 @@ impl InstallRequest {
             volume_config: None,
             geard_id: None,
             isolate: false,
+            ready: None,
             simple: false,
             socket_activation: false,
             skip_socket_proxy: false,
@@ -358,6 +368,9 @@ impl InstallRequest {
         }
         if let Some(v) = self.all_volumes() {
             volumes::check(&v)?;
+        }
+        if let Some(probe) = &self.ready {
+            probe.clone().resolve(self.ports.iter().map(|p| p.internal))?;
         }
         Ok(())
     }
@@ -419,6 +432,9 @@ pub struct ContainerSpec {
     /// and the user is the SSH login into it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<crate::accounts::ContainerUser>,
+    /// Its readiness probe, with its port named: its start ends once the probe passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<ReadyProbe>,
 }
 
 impl ContainerSpec {

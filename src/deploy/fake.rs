@@ -252,6 +252,7 @@ impl Agents for FakeAgents {
                 idle: None,
                 volumes: vec![],
                 user: None,
+                ready: None,
             };
             let active = old.is_some_and(|c| c.active);
             h.containers
