@@ -63,6 +63,12 @@ impl Paths {
         self.specs_dir().join(format!("{id}.json"))
     }
 
+    /// `/var/lib/containers/history/<id>.json`: the last specs one container was installed
+    /// with, and the image ids they ran (`gear history`, `gear rollback`).
+    pub fn history_file(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir().join("history").join(format!("{id}.json"))
+    }
+
     /// `/var/lib/containers/started/<id>`: present while the Docker container of `id` may
     /// exist (set by its unit before `docker run`, cleared once the container is removed),
     /// so a start after a host crash knows to remove a leftover.

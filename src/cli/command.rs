@@ -43,7 +43,8 @@ pub enum Command {
     /// Install IMAGE as a container on each LOCATOR (HOST[:PORT]/ID); update it if it exists.
     ///
     /// The container runs as the systemd unit ctr-ID.service. An update takes effect at
-    /// the next start.
+    /// the next start; with --start, an update of a running container takes effect now,
+    /// switched without refusing a connection.
     Install(InstallArgs),
     /// Start containers (and start them at every boot).
     Start {
@@ -57,7 +58,9 @@ pub enum Command {
         #[arg(required = true)]
         locators: Vec<Locator>,
     },
-    /// Restart containers.
+    /// Restart containers. A running one is switched without refusing a connection: new
+    /// connections wait while in-flight ones drain (--drain-timeout of install) and the new
+    /// container becomes ready.
     Restart {
         /// Containers, as HOST[:PORT]/ID.
         #[arg(required = true)]
@@ -331,6 +334,10 @@ pub struct InstallArgs {
     /// How long it may take to become ready before its start fails (default 60s, at most 4m).
     #[arg(long, value_name = "DURATION")]
     pub ready_timeout: Option<crate::container::probe::Wait>,
+    /// How long a restart or update lets connections in flight on the old container
+    /// finish before stopping it (default 10s, at most 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub drain_timeout: Option<crate::container::probe::Wait>,
 }
 
 /// The variables of an `--env-file` (none without one).
@@ -367,6 +374,7 @@ impl InstallArgs {
             }),
             volumes: (!self.volumes.is_empty()).then(|| self.volumes.clone()),
             ready: self.ready_probe()?,
+            drain_timeout: self.drain_timeout,
             ..InstallRequest::new(self.image.clone())
         })
     }

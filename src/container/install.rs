@@ -4,8 +4,10 @@
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::environment::Environment;
+use super::history::{History, same};
 use super::host::{Host, Parts};
 use super::lifecycle::{Error, Installed, is_up};
+use super::lock::Lock;
 use super::ports::{PortPair, PortRange, Ports};
 use super::spec::{ContainerSpec, Image, InstallRequest};
 use super::{unit, volumes};
@@ -25,6 +27,17 @@ impl<P: Parts> Host<P> {
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Installed, Error> {
         let lock = self.lock(id).await?;
+        self.install_locked(&lock, req, progress).await
+    }
+
+    /// [`Host::install`] under `lock`.
+    pub(crate) async fn install_locked(
+        &self,
+        lock: &Lock,
+        req: InstallRequest,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> Result<Installed, Error> {
+        let id = lock.id();
         // Refused before anything is pulled or written.
         let asked_volumes = req.all_volumes();
         if let Some(v) = &asked_volumes {
@@ -74,6 +87,7 @@ impl<P: Parts> Host<P> {
         };
         // The environment, spec and unit are written as one batch: fewer waits for the disk.
         let mut files = atomic_file::Batch::default();
+        let env_given = req.environment.is_some();
         match req.environment {
             Some(body) => Environment::from(body).stage(&self.paths, id, &mut files)?,
             None if !self.paths.env_file(id).exists() => {
@@ -90,6 +104,7 @@ impl<P: Parts> Host<P> {
         let spec = ContainerSpec {
             user,
             ready,
+            drain_timeout: req.drain_timeout,
             id: id.clone(),
             image: req.image,
             links,
@@ -120,8 +135,16 @@ impl<P: Parts> Host<P> {
         if spec.idle.is_some() {
             self.ensure_idler().await?;
         }
-        if req.started {
-            self.start_locked(&lock).await?;
+        // An update of a running container asked to run applies now, by a switch that
+        // refuses no connection; otherwise it applies at the next start.
+        let image_id = self.docker.image_id(spec.image.as_str()).await?;
+        History::record(&self.paths, id, &spec, image_id)?;
+        let changed = old.as_ref().is_some_and(|o| !same(o, &spec)) || env_given;
+        if req.started && running && changed && self.switchable(id).await? {
+            self.switch_locked(lock, &crate::idle::connections::ProcNet)
+                .await?;
+        } else if req.started {
+            self.start_locked(lock).await?;
         }
         Ok(Installed {
             id: id.clone(),

@@ -1,6 +1,7 @@
 //! Containers: what the agent reports about them and the operations on them.
 
 pub mod environment;
+pub mod history;
 pub mod host;
 pub mod idling;
 pub mod images;
@@ -15,6 +16,7 @@ pub mod ports;
 pub mod probe;
 pub mod spec;
 pub mod step;
+pub mod switch;
 pub mod unit;
 pub mod volumes;
 

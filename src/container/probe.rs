@@ -124,9 +124,10 @@ impl ReadyProbe {
     /// Parses `PATH[:PORT]` (`--ready-http`).
     pub fn parse_http(s: &str) -> Result<ReadyProbe, String> {
         let (path, port) = match s.rsplit_once(':') {
-            Some((path, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => {
-                (path, Some(port.parse::<PortNumber>().map_err(|e| e.to_string())?))
-            }
+            Some((path, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => (
+                path,
+                Some(port.parse::<PortNumber>().map_err(|e| e.to_string())?),
+            ),
             _ => (s, None),
         };
         Ok(ReadyProbe {
@@ -234,7 +235,9 @@ pub async fn wait_ready(
             Err(reason) => reason,
         };
         if !alive() {
-            return Err(format!("the container ended before it was ready ({reason})"));
+            return Err(format!(
+                "the container ended before it was ready ({reason})"
+            ));
         }
         if Instant::now() + PAUSE >= deadline {
             return Err(format!(

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::environment::EnvironmentBody;
 use super::ports::{PortPair, PortRequest};
-use super::probe::{InvalidProbe, ReadyProbe};
+use super::probe::{InvalidProbe, ReadyProbe, Wait};
+
+/// The longest drain timeout.
+const MAX_DRAIN: std::time::Duration = std::time::Duration::from_secs(300);
 use super::volumes::{self, Volume, VolumeConfig, VolumeError};
 use crate::atomic_file;
 use crate::id::ContainerId;
@@ -44,6 +47,9 @@ pub enum InvalidField {
     /// A geard option this agent does not carry out.
     #[error("{0} is not supported by this agent")]
     Unsupported(&'static str),
+    /// A drain timeout is too long.
+    #[error("drain timeout {0} is too long: at most 5m")]
+    Drain(Wait),
     /// A readiness probe cannot be used.
     #[error(transparent)]
     Probe(#[from] InvalidProbe),
@@ -313,6 +319,10 @@ pub struct InstallRequest {
     /// only once it answers. Absent: once it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<ReadyProbe>,
+    /// How long a restart or update lets connections in flight on the old container finish
+    /// before stopping it (default 10s, at most 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<Wait>,
     /// geard's fields that gear has no use for, or does not support yet: accepted while
     /// they ask for nothing ([`InstallRequest::check`] refuses what they would ask for).
     #[serde(default, skip_serializing)]
@@ -344,6 +354,7 @@ impl InstallRequest {
             geard_id: None,
             isolate: false,
             ready: None,
+            drain_timeout: None,
             simple: false,
             socket_activation: false,
             skip_socket_proxy: false,
@@ -370,7 +381,14 @@ impl InstallRequest {
             volumes::check(&v)?;
         }
         if let Some(probe) = &self.ready {
-            probe.clone().resolve(self.ports.iter().map(|p| p.internal))?;
+            probe
+                .clone()
+                .resolve(self.ports.iter().map(|p| p.internal))?;
+        }
+        if let Some(w) = self.drain_timeout
+            && w.0 > MAX_DRAIN
+        {
+            return Err(InvalidField::Drain(w));
         }
         Ok(())
     }
@@ -435,12 +453,21 @@ pub struct ContainerSpec {
     /// Its readiness probe, with its port named: its start ends once the probe passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<ReadyProbe>,
+    /// How long a restart or update lets its connections in flight finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<Wait>,
 }
 
 impl ContainerSpec {
     /// Every host port the container may be publishing now: its own and the retired ones.
     pub fn ports_in_use(&self) -> impl Iterator<Item = PortPair> + '_ {
         self.ports.iter().chain(&self.retired_ports).copied()
+    }
+
+    /// How long a restart or update lets connections in flight finish.
+    pub fn drain_timeout(&self) -> std::time::Duration {
+        self.drain_timeout
+            .map_or(super::switch::DEFAULT_DRAIN, |w| w.0)
     }
 
     /// Reads the spec of `id` from `specs/<id>.json`.

@@ -255,8 +255,13 @@ mod tests {
         std::fs::write(path, spec.to_string()).unwrap();
         let docker = FakeDocker::default();
         running(&docker, "ctr-web-1");
-        docker.containers.lock().unwrap().get_mut("ctr-web-1").unwrap().ip =
-            Some("127.0.0.1".parse().unwrap());
+        docker
+            .containers
+            .lock()
+            .unwrap()
+            .get_mut("ctr-web-1")
+            .unwrap()
+            .ip = Some("127.0.0.1".parse().unwrap());
         let fw = FakeFirewall::default();
         // Nothing listens: the start fails at the probe's timeout, saying why.
         let err = started(&paths, &docker, &fw, &id, || true)
@@ -266,7 +271,9 @@ mod tests {
         // It listens after 300 ms: the start ends then.
         let listener = tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             drop(l);
         });

@@ -253,6 +253,7 @@ impl Agents for FakeAgents {
                 volumes: vec![],
                 user: None,
                 ready: None,
+                drain_timeout: None,
             };
             let active = old.is_some_and(|c| c.active);
             h.containers

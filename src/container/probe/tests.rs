@@ -118,6 +118,9 @@ async fn waiting_ends_when_the_listener_appears_or_at_the_timeout() {
         drop(l);
     });
     let took = wait_ready(lo, &probe, || true).await.unwrap();
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(700), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(700),
+        "{took:?}"
+    );
     later.abort();
 }
