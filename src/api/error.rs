@@ -123,6 +123,7 @@ impl Error {
                 lifecycle::Error::NotIdleable(_) => StatusCode::CONFLICT,
                 lifecycle::Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 lifecycle::Error::Volume(_) => StatusCode::BAD_REQUEST,
+                lifecycle::Error::RolledBack { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 lifecycle::Error::Rollback(r) => match r {
                     RollbackError::NoSuchVersion { .. } => StatusCode::NOT_FOUND,
                     RollbackError::NoEarlier(_) | RollbackError::ImageGone { .. } => {

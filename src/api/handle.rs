@@ -156,6 +156,11 @@ pub async fn execute<P: Parts>(host: &Arc<Host<P>>, req: Request) -> Result<Repl
             host.restart(&id).await?;
             status(host, &id).await
         }
+        Request::History(id) => Reply::ok(&host.history(&id)?),
+        Request::Rollback { id, to } => {
+            host.rollback(&id, to).await?;
+            status(host, &id).await
+        }
         Request::Log { id, opts } => {
             if !host.is_installed(&id) {
                 return Err(lifecycle::Error::NotInstalled(id).into());

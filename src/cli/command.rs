@@ -66,6 +66,27 @@ pub enum Command {
         #[arg(required = true)]
         locators: Vec<Locator>,
     },
+    /// List the kept versions of containers (their last 5 specs and images), oldest first;
+    /// `*` marks the current one.
+    History {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+        /// Print each agent's JSON answer, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a kept version of containers again, from the image it ran (no pull, no
+    /// build); a running container is switched to it without refusing a connection.
+    Rollback {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+        /// The version to go back to (`gear history` lists them); default: the one before
+        /// the current.
+        #[arg(long, value_name = "N")]
+        to: Option<u32>,
+    },
     /// Show the state of containers, as `systemctl status` does: unit, state and since when,
     /// main PID, memory, image, ports, links, idling, and the last lines of the log.
     Status {
@@ -431,6 +452,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Restart { locators } => {
             act(&remote, &locators, Request::Restart, &mut out, &mut err).await
+        }
+        Command::History { locators, json } => {
+            super::releases::history(&remote, &locators, json, &mut out, &mut err).await
+        }
+        Command::Rollback { locators, to } => {
+            super::releases::rollback(&remote, &locators, to, &mut out, &mut err).await
         }
         Command::Status { locators, json } => {
             super::status::status(&remote, &locators, json, &mut out, &mut err).await

@@ -8,6 +8,7 @@ pub mod images;
 pub mod job;
 pub mod keys;
 pub mod list;
+pub mod releases;
 pub mod status;
 pub mod table;
 pub mod volumes;

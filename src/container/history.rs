@@ -160,7 +160,7 @@ pub(crate) fn same(a: &ContainerSpec, b: &ContainerSpec) -> bool {
 }
 
 /// The install request that installs `spec` again (its environment is left as it is).
-fn request_of(spec: &ContainerSpec, image: Image, started: bool) -> InstallRequest {
+pub(crate) fn request_of(spec: &ContainerSpec, image: Image, started: bool) -> InstallRequest {
     InstallRequest {
         started,
         ports: spec

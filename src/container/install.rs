@@ -37,6 +37,38 @@ impl<P: Parts> Host<P> {
         req: InstallRequest,
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Installed, Error> {
+        let started = req.started;
+        let w = self.write_install(lock, req, progress).await?;
+        let id = lock.id();
+        // An update of a running container asked to run applies now, by a switch that
+        // refuses no connection; otherwise it applies at the next start.
+        let changed = w.old.as_ref().is_some_and(|o| !same(o, &w.spec)) || w.env_given;
+        if started && w.running && changed && self.switchable(id).await? {
+            // Should the new container not get ready, the old spec goes back.
+            let undo = w
+                .old
+                .as_ref()
+                .map(|o| super::history::request_of(o, o.image.clone(), false));
+            self.switch_locked(lock, &crate::idle::connections::ProcNet, undo)
+                .await?;
+        } else if started {
+            self.start_locked(lock).await?;
+        }
+        Ok(Installed {
+            id: id.clone(),
+            ports: w.spec.ports,
+            started,
+        })
+    }
+
+    /// Writes what an install asks for (its files, reservations, unit and kept version)
+    /// and has systemd load the unit; starts nothing.
+    pub(crate) async fn write_install(
+        &self,
+        lock: &Lock,
+        req: InstallRequest,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> Result<Written, Error> {
         let id = lock.id();
         // Refused before anything is pulled or written.
         let asked_volumes = req.all_volumes();
@@ -135,21 +167,13 @@ impl<P: Parts> Host<P> {
         if spec.idle.is_some() {
             self.ensure_idler().await?;
         }
-        // An update of a running container asked to run applies now, by a switch that
-        // refuses no connection; otherwise it applies at the next start.
         let image_id = self.docker.image_id(spec.image.as_str()).await?;
         History::record(&self.paths, id, &spec, image_id)?;
-        let changed = old.as_ref().is_some_and(|o| !same(o, &spec)) || env_given;
-        if req.started && running && changed && self.switchable(id).await? {
-            self.switch_locked(lock, &crate::idle::connections::ProcNet)
-                .await?;
-        } else if req.started {
-            self.start_locked(lock).await?;
-        }
-        Ok(Installed {
-            id: id.clone(),
-            ports,
-            started: req.started,
+        Ok(Written {
+            old,
+            running,
+            spec,
+            env_given,
         })
     }
 
@@ -181,6 +205,18 @@ impl<P: Parts> Host<P> {
                 reason: format!("{e:#}"),
             })
     }
+}
+
+/// What [`Host::write_install`] wrote.
+pub(crate) struct Written {
+    /// The spec before, if it was installed.
+    pub old: Option<ContainerSpec>,
+    /// Whether it ran.
+    pub running: bool,
+    /// The new spec.
+    pub spec: ContainerSpec,
+    /// Whether the request set the environment.
+    pub env_given: bool,
 }
 
 /// What an install of a new container has done before its commit point; dropped before it

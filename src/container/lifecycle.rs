@@ -72,6 +72,14 @@ pub enum Error {
     /// A volume cannot be mounted; nothing was changed.
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    /// An update's new container did not get ready; the old one was put back and serves.
+    #[error("the update of {id} was rolled back: {reason}")]
+    RolledBack {
+        /// The container.
+        id: ContainerId,
+        /// Why the new container failed.
+        reason: String,
+    },
     /// A rollback cannot be done; nothing was changed.
     #[error(transparent)]
     Rollback(#[from] super::history::RollbackError),
@@ -136,7 +144,7 @@ impl<P: Parts> Host<P> {
         let lock = self.lock(id).await?;
         if self.switchable(id).await? {
             self.want_at_boot(id).await?;
-            self.switch_locked(&lock, &crate::idle::connections::ProcNet)
+            self.switch_locked(&lock, &crate::idle::connections::ProcNet, None)
                 .await?;
             return Ok(());
         }

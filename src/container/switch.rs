@@ -23,7 +23,7 @@ use super::host::{Host, Parts};
 use super::idling::{Woken, hold_rules_of, running_rules};
 use super::lifecycle::{Error, is_up};
 use super::lock::Lock;
-use super::spec::ContainerSpec;
+use super::spec::{ContainerSpec, InstallRequest};
 use super::unit::docker_name;
 use crate::docker::Docker;
 use crate::id::ContainerId;
@@ -37,6 +37,9 @@ pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
 
 /// How long a switch without a readiness probe waits for the new container to accept.
 const ACCEPT_WAIT: Duration = Duration::from_secs(20);
+
+/// How long after the hold the drain starts counting.
+const SETTLE: Duration = Duration::from_millis(100);
 
 /// How often open connections are counted while draining.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
@@ -69,10 +72,15 @@ impl<P: Parts> Host<P> {
 
     /// Restarts the running container of `lock` onto its current spec without refusing a
     /// connection (see the module's documentation). `sockets` reads its open connections.
+    ///
+    /// With `undo` (an update: the request that installs the old spec again, not started),
+    /// a new container that does not get ready is rolled back to the old one while
+    /// connections are still held, and the answer is [`Error::RolledBack`].
     pub async fn switch_locked(
         &self,
         lock: &Lock,
         sockets: &dyn SocketTables,
+        undo: Option<InstallRequest>,
     ) -> Result<Switched, Error> {
         let id = lock.id();
         let spec = self.spec(id)?;
@@ -85,11 +93,15 @@ impl<P: Parts> Host<P> {
         sync_one(&self.firewall, id, &hold).await?;
         let since = tokio::time::Instant::now();
         let (drained, cut) = self.drain(&name, &spec, sockets).await;
-        let result = self.restart_ready(id, &spec).await;
+        let mut result = self.restart_ready(id, &spec).await;
+        if let (Err(e), Some(undo)) = (&result, undo) {
+            result = self.undo_update(lock, undo, e.to_string()).await;
+        }
         // Whatever happened, the container is no longer held: its rules are a running
         // container's, and the idler lets held SYNs go once this lock is dropped.
         let held = since.elapsed();
         unmark(&self.paths, id)?;
+        let spec = self.spec(id)?;
         if let Err(e) = sync_one(&self.firewall, id, &running_rules(&spec)).await {
             log::warn!("removing the hold of {id}: {e:#}; gear-idler removes it later");
         }
@@ -105,6 +117,30 @@ impl<P: Parts> Host<P> {
             }
         );
         Ok(Switched { held, drained, cut })
+    }
+
+    /// Puts the old spec back (`undo`) and starts it, still under the hold; the update's
+    /// answer is then [`Error::RolledBack`] with `reason`.
+    async fn undo_update(
+        &self,
+        lock: &Lock,
+        undo: InstallRequest,
+        reason: String,
+    ) -> Result<(), Error> {
+        let id = lock.id();
+        log::warn!("{id}: the new version failed ({reason}); rolling back to the previous one");
+        self.write_install(lock, undo, None).await?;
+        let old = self.spec(id)?;
+        if let Err(again) = self.restart_ready(id, &old).await {
+            return Err(anyhow::anyhow!(
+                "the update failed ({reason}), and so did the rollback to the previous version: {again}"
+            )
+            .into());
+        }
+        Err(Error::RolledBack {
+            id: id.clone(),
+            reason,
+        })
     }
 
     /// Restarts the unit; done once the new container is ready: its probe passed (the job
@@ -148,6 +184,9 @@ impl<P: Parts> Host<P> {
         let since = tokio::time::Instant::now();
         let deadline = since + spec.drain_timeout();
         let ports: BTreeSet<u16> = spec.ports_in_use().map(|p| p.internal.get()).collect();
+        // A connection accepted just before the hold (by docker-proxy, on the host) reaches
+        // the container a moment later: let it arrive before counting.
+        tokio::time::sleep(SETTLE).await;
         let pid = match self.docker.inspect(name).await {
             Ok(Some(c)) if c.running && c.pid > 0 => c.pid,
             _ => return (since.elapsed(), 0),

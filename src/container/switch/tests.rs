@@ -77,7 +77,7 @@ async fn a_restart_of_a_running_container_holds_its_ports_until_the_new_one_acce
         open: Mutex::new(0),
     };
     let lock = h.lock(&id).await.unwrap();
-    let done = h.switch_locked(&lock, &tables).await.unwrap();
+    let done = h.switch_locked(&lock, &tables, None).await.unwrap();
     assert_eq!(done.cut, 0);
     let calls = h.systemd.calls.lock().unwrap().join("\n");
     assert!(calls.contains("restart ctr-web-1.service"), "{calls}");
@@ -102,7 +102,7 @@ async fn open_connections_drain_until_the_drain_timeout() {
         open: Mutex::new(2),
     };
     let lock = h.lock(&id).await.unwrap();
-    let done = h.switch_locked(&lock, &tables).await.unwrap();
+    let done = h.switch_locked(&lock, &tables, None).await.unwrap();
     assert_eq!(done.cut, 2, "two were still open");
     assert!(done.drained >= Duration::from_millis(300), "{done:?}");
     assert!(done.held >= done.drained);
@@ -123,7 +123,7 @@ async fn a_failed_restart_lets_the_held_connections_go_and_says_why() {
         open: Mutex::new(0),
     };
     let lock = h.lock(&id).await.unwrap();
-    let err = h.switch_locked(&lock, &tables).await.unwrap_err();
+    let err = h.switch_locked(&lock, &tables, None).await.unwrap_err();
     assert!(matches!(err, Error::Job { .. }), "{err}");
     let l = listing(&h.firewall).await.unwrap();
     assert!(l.rules.keys().all(|r| r.kind != Kind::Hold), "{l:?}");
@@ -172,4 +172,38 @@ async fn an_update_with_start_of_a_running_container_switches_and_one_without_wa
     h.install(&id, body("img", true), None).await.unwrap();
     assert_eq!(restarts(&h), 1);
     assert_eq!(hold_scripts(&h), 1);
+}
+
+#[tokio::test]
+async fn an_update_whose_container_fails_puts_the_old_spec_back_under_the_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, app, id) = host(dir.path(), "").await;
+    let port = app.local_addr().unwrap().port();
+    h.docker.images.lock().unwrap().insert("bad".into());
+    // Every start of the unit fails here, the old spec's too: both reasons are given.
+    h.systemd
+        .failing
+        .lock()
+        .unwrap()
+        .push("ctr-web-1.service".into());
+    let body = serde_json::from_str(&format!(
+        r#"{{"Image":"bad","Started":true,"Ports":[{{"Internal":{port}}}]}}"#
+    ))
+    .unwrap();
+    let err = h.install(&id, body, None).await.unwrap_err().to_string();
+    assert!(err.contains("and so did the rollback"), "{err}");
+    assert_eq!(
+        h.spec(&id).unwrap().image.as_str(),
+        "img",
+        "the old spec is back"
+    );
+    let versions = h.history(&id).unwrap().versions;
+    let images: Vec<&str> = versions.iter().map(|v| v.spec.image.as_str()).collect();
+    assert_eq!(images, ["img", "bad", "img"]);
+    assert_eq!(
+        hold_scripts(&h),
+        1,
+        "one hold for the update and its rollback"
+    );
+    assert_eq!(marked(&h.paths, &id).unwrap(), None);
 }
