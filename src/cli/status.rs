@@ -116,6 +116,15 @@ pub fn render(loc: &Locator, s: &Status, log: &[String], now: SystemTime) -> Str
     for link in &s.spec.links {
         line("Link", link.to_string());
     }
+    if let Some(probe) = &s.spec.ready {
+        line(
+            "Ready",
+            format!(
+                "when {probe} answers (within {})",
+                crate::container::probe::Wait(probe.timeout())
+            ),
+        );
+    }
     match (s.idle, s.spec.idle) {
         (Some(mode), _) => line(
             "Idle",
