@@ -63,6 +63,12 @@ impl Paths {
         self.specs_dir().join(format!("{id}.json"))
     }
 
+    /// `/var/lib/containers/health/<id>`: the health of a container that has failed a
+    /// health check (passing now or not, failures in a row, the last failure).
+    pub fn health_file(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir().join("health").join(id.as_str())
+    }
+
     /// `/var/lib/containers/history/<id>.json`: the last specs one container was installed
     /// with, and the image ids they ran (`gear history`, `gear rollback`).
     pub fn history_file(&self, id: &ContainerId) -> PathBuf {

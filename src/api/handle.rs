@@ -283,6 +283,7 @@ async fn status<P: Parts>(host: &Host<P>, id: &ContainerId) -> Result<Reply, Err
         // systemd says only that `docker run` failed; the stop step knows when the kernel
         // killed the container for memory.
         result: crate::container::step::last_end(&host.paths, id).or(details.result),
+        health: crate::container::health::HealthState::load(&host.paths, id),
     })
 }
 

@@ -359,6 +359,19 @@ pub struct InstallArgs {
     /// finish before stopping it (default 10s, at most 5m).
     #[arg(long, value_name = "DURATION")]
     pub drain_timeout: Option<crate::container::probe::Wait>,
+    /// Check its health from the host every --health-interval: GET PATH must answer 2xx or
+    /// 3xx on container port PORT (default: the first published one).
+    #[arg(long, value_name = "PATH[:PORT]", value_parser = ReadyProbe::parse_http, conflicts_with = "health_tcp")]
+    pub health_http: Option<ReadyProbe>,
+    /// Check its health from the host: container port PORT must accept a connection.
+    #[arg(long, value_name = "PORT")]
+    pub health_tcp: Option<crate::container::ports::PortNumber>,
+    /// How often its health is checked (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub health_interval: Option<crate::container::probe::Wait>,
+    /// How many failed checks in a row restart it (default 3; not with --restart no).
+    #[arg(long, value_name = "N")]
+    pub health_failures: Option<u32>,
 }
 
 /// The variables of an `--env-file` (none without one).
@@ -396,12 +409,33 @@ impl InstallArgs {
             volumes: (!self.volumes.is_empty()).then(|| self.volumes.clone()),
             ready: self.ready_probe()?,
             drain_timeout: self.drain_timeout,
+            health: self.health_check()?,
             ..InstallRequest::new(self.image.clone())
         })
     }
 }
 
 impl InstallArgs {
+    /// The health check of `--health-http` or `--health-tcp`, with its interval and failures.
+    fn health_check(&self) -> anyhow::Result<Option<crate::container::health::HealthCheck>> {
+        let probe = match (&self.health_http, self.health_tcp) {
+            (Some(http), _) => http.clone(),
+            (None, Some(port)) => ReadyProbe::tcp(port),
+            (None, None) if self.health_interval.is_some() || self.health_failures.is_some() => {
+                anyhow::bail!(
+                    "--health-interval and --health-failures need --health-http or --health-tcp"
+                )
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(crate::container::health::HealthCheck {
+            http: probe.http,
+            port: probe.port,
+            interval: self.health_interval,
+            failures: self.health_failures,
+        }))
+    }
+
     /// The readiness probe of `--ready-tcp` or `--ready-http`, with `--ready-timeout`.
     fn ready_probe(&self) -> anyhow::Result<Option<ReadyProbe>> {
         let probe = match (&self.ready_http, self.ready_tcp) {

@@ -181,6 +181,7 @@ pub(crate) fn request_of(spec: &ContainerSpec, image: Image, started: bool) -> I
         isolate: spec.user.is_some(),
         ready: spec.ready.clone(),
         drain_timeout: spec.drain_timeout,
+        health: spec.health.clone(),
         ..InstallRequest::new(image)
     }
 }

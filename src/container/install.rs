@@ -82,6 +82,12 @@ impl<P: Parts> Host<P> {
             .map(|probe| probe.resolve(req.ports.iter().map(|p| p.internal)))
             .transpose()
             .map_err(|e| anyhow::anyhow!(e))?;
+        let health = req
+            .health
+            .clone()
+            .map(|check| check.resolve(req.ports.iter().map(|p| p.internal)))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?;
         self.pull_if_missing(&req.image, progress).await?;
         let old = self
             .is_installed(id)
@@ -137,6 +143,7 @@ impl<P: Parts> Host<P> {
             user,
             ready,
             drain_timeout: req.drain_timeout,
+            health,
             id: id.clone(),
             image: req.image,
             links,
@@ -164,7 +171,8 @@ impl<P: Parts> Host<P> {
         std::mem::forget(partial);
         self.link(&self.paths.systemd_dir(), id)?;
         self.ensure_loaded(id).await?;
-        if spec.idle.is_some() {
+        // gear-idler runs the health checks too.
+        if spec.idle.is_some() || spec.health.is_some() {
             self.ensure_idler().await?;
         }
         let image_id = self.docker.image_id(spec.image.as_str()).await?;

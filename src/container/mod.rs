@@ -1,6 +1,7 @@
 //! Containers: what the agent reports about them and the operations on them.
 
 pub mod environment;
+pub mod health;
 pub mod history;
 pub mod host;
 pub mod idling;

@@ -109,6 +109,12 @@ pub enum InvalidProbe {
     /// The timeout is out of range.
     #[error("readiness timeout {0} is out of range: 1s to 4m")]
     Timeout(Wait),
+    /// A health check's interval is out of range.
+    #[error("health check interval {0} is out of range: 1s to 1h")]
+    Interval(Wait),
+    /// A health check's failures in a row are out of range.
+    #[error("health check failures {0} is out of range: 1 to 100")]
+    Failures(u32),
 }
 
 impl ReadyProbe {

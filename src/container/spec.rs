@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::environment::EnvironmentBody;
+use super::health::HealthCheck;
 use super::ports::{PortPair, PortRequest};
 use super::probe::{InvalidProbe, ReadyProbe, Wait};
 
@@ -323,6 +324,10 @@ pub struct InstallRequest {
     /// before stopping it (default 10s, at most 5m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_timeout: Option<Wait>,
+    /// A health check run from the host while it runs (`{"Http": "/health", "Interval":
+    /// "5s", "Failures": 3}`); failures in a row restart it unless `Restart` is `no`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
     /// geard's fields that gear has no use for, or does not support yet: accepted while
     /// they ask for nothing ([`InstallRequest::check`] refuses what they would ask for).
     #[serde(default, skip_serializing)]
@@ -355,6 +360,7 @@ impl InstallRequest {
             isolate: false,
             ready: None,
             drain_timeout: None,
+            health: None,
             simple: false,
             socket_activation: false,
             skip_socket_proxy: false,
@@ -382,6 +388,11 @@ impl InstallRequest {
         }
         if let Some(probe) = &self.ready {
             probe
+                .clone()
+                .resolve(self.ports.iter().map(|p| p.internal))?;
+        }
+        if let Some(check) = &self.health {
+            check
                 .clone()
                 .resolve(self.ports.iter().map(|p| p.internal))?;
         }
@@ -456,6 +467,9 @@ pub struct ContainerSpec {
     /// How long a restart or update lets its connections in flight finish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_timeout: Option<Wait>,
+    /// Its health check, with its port named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
 }
 
 impl ContainerSpec {

@@ -5,7 +5,8 @@
 # probe that never passes fails the start with the reason. Under a load of 50 requests per
 # second (a new connection each), a restart, an update to a new image, a rollback and an
 # update to an image that never gets ready (rolled back, non-zero exit) fail no request;
-# the worst added latency is printed.
+# the worst added latency is printed. A health check that starts failing restarts the
+# container; passing checks add no journal line.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -13,7 +14,7 @@ port=18700
 cleanup() {
   local rc=$?
   [ "$rc" = 0 ] || { echo "journal of the test's units, last lines:"; tb journalctl -b -u 'ctr-rel-*' -o cat -n 30 || true; } >&2
-  tb sh -c 'touch /tmp/load.stop; for id in rel-slow rel-never rel-web; do gear delete localhost/$id >/dev/null 2>&1; done; true'
+  tb sh -c 'touch /tmp/load.stop; for id in rel-slow rel-never rel-web rel-health; do gear delete localhost/$id >/dev/null 2>&1; done; true'
 }
 trap cleanup EXIT
 
@@ -33,6 +34,7 @@ build() {  # build TAG CMD-JSON [RUN]
 }
 build gear-test/slow:latest '["/bin/sh", "-c", "sleep 5; exec httpd -f -p 8080 -h /www"]'
 build gear-test/never:latest '["/bin/sh", "-c", "exec sleep 1000"]'
+build gear-test/healthy:latest '["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]' 'RUN ["/bin/sh", "-c", "echo ok > /www/health"]'
 build gear-test/web2:latest '["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]' 'RUN ["/bin/sh", "-c", "echo version 2 > /www/index.html"]'
 
 step "a readiness probe: the unit is active only once the container answers, and the start returns then"
@@ -101,3 +103,28 @@ report "load: $total requests, $bad failed; $stats"
 [ "$bad" = 0 ] || fail "$bad of $total requests failed: $(awk '$1 != 200' <<<"$load" | sort | uniq -c | head)"
 tb gear history localhost/rel-web
 tb gear delete localhost/rel-web >/dev/null
+
+step "health checks: passing ones write nothing; 3 failures in a row restart the container"
+tb gear install gear-test/healthy:latest localhost/rel-health --start -p 8080:$((port + 20)) --health-http /health --health-interval 1s --health-failures 3 >/dev/null
+journal_lines() { tb journalctl -b -u gear-idler.service -u ctr-rel-health.service -o cat | wc -l; }
+sleep 2
+before=$(journal_lines)
+sleep 5
+after=$(journal_lines)
+report "health: $((after - before)) journal lines over 5 s of passing checks (one a second)"
+assert_eq "$before" "$after" "journal lines while the checks pass"
+tb test ! -e /var/lib/containers/health/rel-health || fail "a passing check wrote its state"
+old=$(tb docker inspect -f '{{.Id}}' ctr-rel-health)
+tb docker exec ctr-rel-health rm /www/health
+failed_at=$(now_ms)
+restarted() { [ "$(tb docker inspect -f '{{.Id}}' ctr-rel-health 2>/dev/null)" != "$old" ] && [ "$(active rel-health)" = active ]; }
+wait_until 30 restarted
+report "health: restarted $(( $(now_ms) - failed_at )) ms after the check began to fail (3 checks, 1 s apart)"
+assert_contains "$(tb journalctl -b -u gear-idler.service -o cat)" "rel-health: 3 health checks failed in a row"
+passing() { tb gear status localhost/rel-health | grep -q 'Health: passing'; }
+wait_until 10 passing
+st=$(tb gear status localhost/rel-health)
+echo "$st"
+assert_contains "$st" "Restarts: 1 after failed checks"
+assert_contains "$st" "answered 404"
+tb gear delete localhost/rel-health >/dev/null
