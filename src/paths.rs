@@ -63,6 +63,14 @@ impl Paths {
         self.specs_dir().join(format!("{id}.json"))
     }
 
+    /// `/var/lib/containers/ended/<id>.not-ready`: why the last start of the container failed
+    /// its readiness probe (written by `gear-step started`, removed by its next success).
+    pub fn not_ready(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir()
+            .join("ended")
+            .join(format!("{id}.not-ready"))
+    }
+
     /// `/var/lib/containers/health/<id>`: the health of a container that has failed a
     /// health check (passing now or not, failures in a row, the last failure).
     pub fn health_file(&self, id: &ContainerId) -> PathBuf {

@@ -340,6 +340,7 @@ impl<P: Parts> Host<P> {
         atomic_file::remove(&self.paths.last_end(id))?;
         atomic_file::remove(&self.paths.history_file(id))?;
         atomic_file::remove(&self.paths.health_file(id))?;
+        atomic_file::remove(&self.paths.not_ready(id))?;
         crate::keys::store::remove_all(&self.paths, id)?;
         if let Some(user) = old_user {
             self.accounts.remove(&user.name)?;

@@ -60,12 +60,22 @@ pub async fn started(
         .await?
         .and_then(|c| c.ip)
         .with_context(|| format!("{name} has no address on Docker's bridge to probe"))?;
+    let not_ready = paths.not_ready(id);
     match probe::wait_ready(ip, &probe, main_alive).await {
         Ok(took) => {
             log::info!("ready after {} ms ({probe})", took.as_millis());
-            Ok(())
+            crate::atomic_file::remove(&not_ready)
         }
-        Err(reason) => anyhow::bail!("{name} {reason}"),
+        Err(reason) => {
+            // For the agent, which tells the client why its update was rolled back.
+            if let Some(dir) = not_ready.parent() {
+                std::fs::create_dir_all(dir).ok();
+            }
+            if let Err(e) = crate::atomic_file::write(&not_ready, reason.as_bytes(), 0o644) {
+                log::warn!("recording why {name} is not ready: {e:#}");
+            }
+            anyhow::bail!("{name} {reason}")
+        }
     }
 }
 
@@ -268,6 +278,8 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("not ready within 1s"), "{err}");
+        let why = std::fs::read_to_string(paths.not_ready(&id)).unwrap();
+        assert!(why.starts_with("not ready within 1s"), "{why}");
         // It listens after 300 ms: the start ends then.
         let listener = tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -280,6 +292,7 @@ mod tests {
         let t = std::time::Instant::now();
         started(&paths, &docker, &fw, &id, || true).await.unwrap();
         assert!(t.elapsed() >= std::time::Duration::from_millis(250));
+        assert!(!paths.not_ready(&id).exists());
         listener.abort();
     }
 

@@ -95,7 +95,12 @@ impl<P: Parts> Host<P> {
         let (drained, cut) = self.drain(&name, &spec, sockets).await;
         let mut result = self.restart_ready(id, &spec).await;
         if let (Err(e), Some(undo)) = (&result, undo) {
-            result = self.undo_update(lock, undo, e.to_string()).await;
+            // The probe's own words, when that is what failed.
+            let reason = match std::fs::read_to_string(self.paths.not_ready(id)) {
+                Ok(why) if !why.is_empty() => format!("{e}: {why}"),
+                _ => e.to_string(),
+            };
+            result = self.undo_update(lock, undo, reason).await;
         }
         // Whatever happened, the container is no longer held: its rules are a running
         // container's, and the idler lets held SYNs go once this lock is dropped.
