@@ -367,6 +367,8 @@ pub async fn run<P: Parts, Q: PacketQueue>(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let tick = opts.tick;
+    // Health checks in a task of their own: a slow check must not delay a held SYN.
+    let checks = tokio::spawn(check_health(host.clone(), tick));
     let (mut idler, mut events) = Idler::new(host, opts);
     // Hold rules first, so idle containers wake from the moment systemd calls us ready.
     let (idle, watched) = idler.tick(Instant::now()).await?;
@@ -391,7 +393,34 @@ pub async fn run<P: Parts, Q: PacketQueue>(
     notify::stopping("letting held connections go");
     idler.release_all(&queue);
     queue.drain().await;
+    checks.abort();
     result
+}
+
+/// Runs the containers' health checks every `tick` (each container at its own interval)
+/// and restarts those that failed too many in a row, each in a task of its own.
+async fn check_health<P: Parts>(host: Arc<Host<P>>, tick: Duration) {
+    let mut checker = crate::container::health::Checker::default();
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let failing = match checker.round(&host, tokio::time::Instant::now()).await {
+            Ok(failing) => failing,
+            Err(e) => {
+                log::warn!("health checks: {e:#}");
+                continue;
+            }
+        };
+        for f in failing.into_iter().filter(|f| f.restart) {
+            let host = host.clone();
+            tokio::spawn(async move {
+                if let Err(e) = host.restart(&f.id).await {
+                    log::warn!("{}: restarting after failed health checks: {e:#}", f.id);
+                }
+            });
+        }
+    }
 }
 
 #[cfg(test)]

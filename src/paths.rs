@@ -63,6 +63,26 @@ impl Paths {
         self.specs_dir().join(format!("{id}.json"))
     }
 
+    /// `/var/lib/containers/ended/<id>.not-ready`: why the last start of the container failed
+    /// its readiness probe (written by `gear-step started`, removed by its next success).
+    pub fn not_ready(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir()
+            .join("ended")
+            .join(format!("{id}.not-ready"))
+    }
+
+    /// `/var/lib/containers/health/<id>`: the health of a container that has failed a
+    /// health check (passing now or not, failures in a row, the last failure).
+    pub fn health_file(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir().join("health").join(id.as_str())
+    }
+
+    /// `/var/lib/containers/history/<id>.json`: the last specs one container was installed
+    /// with, and the image ids they ran (`gear history`, `gear rollback`).
+    pub fn history_file(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir().join("history").join(format!("{id}.json"))
+    }
+
     /// `/var/lib/containers/started/<id>`: present while the Docker container of `id` may
     /// exist (set by its unit before `docker run`, cleared once the container is removed),
     /// so a start after a host crash knows to remove a leftover.

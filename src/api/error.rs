@@ -2,6 +2,7 @@
 
 use hyper::StatusCode;
 
+use crate::container::history::RollbackError;
 use crate::container::lifecycle;
 use crate::container::ports::PortError;
 use crate::git::repo::RepoError;
@@ -126,6 +127,13 @@ impl Error {
                 lifecycle::Error::NotIdleable(_) => StatusCode::CONFLICT,
                 lifecycle::Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 lifecycle::Error::Volume(_) => StatusCode::BAD_REQUEST,
+                lifecycle::Error::RolledBack { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                lifecycle::Error::Rollback(r) => match r {
+                    RollbackError::NoSuchVersion { .. } => StatusCode::NOT_FOUND,
+                    RollbackError::NoEarlier(_) | RollbackError::ImageGone { .. } => {
+                        StatusCode::CONFLICT
+                    }
+                },
                 lifecycle::Error::Host(e) => host_status(e),
             },
             Error::Repo(e) => match e {

@@ -156,6 +156,11 @@ pub async fn execute<P: Parts>(host: &Arc<Host<P>>, req: Request) -> Result<Repl
             host.restart(&id).await?;
             status(host, &id).await
         }
+        Request::History(id) => Reply::ok(&host.history(&id)?),
+        Request::Rollback { id, to } => {
+            host.rollback(&id, to).await?;
+            status(host, &id).await
+        }
         Request::Log { id, opts } => {
             if !host.is_installed(&id) {
                 return Err(lifecycle::Error::NotInstalled(id).into());
@@ -296,6 +301,7 @@ async fn status<P: Parts>(host: &Host<P>, id: &ContainerId) -> Result<Reply, Err
         // systemd says only that `docker run` failed; the stop step knows when the kernel
         // killed the container for memory.
         result: crate::container::step::last_end(&host.paths, id).or(details.result),
+        health: crate::container::health::HealthState::load(&host.paths, id),
     })
 }
 

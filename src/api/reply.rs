@@ -43,6 +43,9 @@ pub struct Status {
     /// How the unit last ended (`success`, `exit-code`, `oom-kill`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// Its health, once it has failed a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::container::health::HealthState>,
 }
 
 /// `GET /container/:id/ports`.

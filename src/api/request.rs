@@ -103,6 +103,16 @@ pub enum Request {
     Stop(ContainerId),
     /// `POST /container/:id/restart`: restart a container.
     Restart(ContainerId),
+    /// `GET /container/:id/history`: the container's kept versions.
+    History(ContainerId),
+    /// `POST /container/:id/rollback[?to=N]`: install a kept version again (default: the
+    /// one before the newest), switched without refusing a connection.
+    Rollback {
+        /// The container.
+        id: ContainerId,
+        /// The version; `None` for the one before the newest.
+        to: Option<u32>,
+    },
     /// `GET /container/:id/log[?lines=N&follow=0|1&timeout=30s]`: the container's journal,
     /// followed until the timeout.
     Log {
@@ -352,6 +362,18 @@ impl Request {
                     (&("status" | "ports" | "started" | "stopped" | "restart" | "log"), _) => {
                         Err(not_allowed())
                     }
+                    (&"history", Method::GET) => Ok(Request::History(id)),
+                    (&"rollback", Method::POST) => Ok(Request::Rollback {
+                        id,
+                        to: query_value(query, "to")
+                            .map(|n| {
+                                n.parse().map_err(|_| {
+                                    Error::BadRequest(format!("to={n} is not a version number"))
+                                })
+                            })
+                            .transpose()?,
+                    }),
+                    (&("history" | "rollback"), _) => Err(not_allowed()),
                     (&"idle", Method::PUT) => Ok(Request::Idle {
                         id,
                         mode: query_value(query, "mode")
@@ -392,6 +414,8 @@ impl Request {
             Request::Start(_) => "/container/:id/started",
             Request::Stop(_) => "/container/:id/stopped",
             Request::Restart(_) => "/container/:id/restart",
+            Request::History(_) => "/container/:id/history",
+            Request::Rollback { .. } => "/container/:id/rollback",
             Request::Log { .. } => "/container/:id/log",
             Request::GetEnvironment(_) | Request::SetEnvironment { .. } => "/environment/:id",
             Request::Idle { .. } | Request::Unidle(_) => "/container/:id/idle",
@@ -442,6 +466,11 @@ impl Request {
             Request::Start(id.clone()),
             Request::Stop(id.clone()),
             Request::Restart(id.clone()),
+            Request::History(id.clone()),
+            Request::Rollback {
+                id: id.clone(),
+                to: Some(2),
+            },
             Request::Log {
                 id: id.clone(),
                 opts: LogOptions::default(),
@@ -513,6 +542,7 @@ impl Request {
             | Request::GetEnvironment(_)
             | Request::Volumes(_)
             | Request::Images
+            | Request::History(_)
             | Request::ListKeys(_)
             | Request::ListRepoKeys(_)
             | Request::ListRepos
@@ -525,6 +555,7 @@ impl Request {
             Request::SetEnvironment { reset: true, .. } => Method::PUT,
             Request::SetEnvironment { reset: false, .. } => Method::PATCH,
             Request::Restart(_)
+            | Request::Rollback { .. }
             | Request::SetLinks(_)
             | Request::PullImage(_)
             | Request::PruneImages
@@ -563,6 +594,9 @@ impl Request {
             Request::Start(id) => format!("/container/{id}/started"),
             Request::Stop(id) => format!("/container/{id}/stopped"),
             Request::Restart(id) => format!("/container/{id}/restart"),
+            Request::History(id) => format!("/container/{id}/history"),
+            Request::Rollback { id, to: None } => format!("/container/{id}/rollback"),
+            Request::Rollback { id, to: Some(n) } => format!("/container/{id}/rollback?to={n}"),
             Request::Log { id, opts } => format!(
                 "/container/{id}/log?lines={}&follow={}&timeout={}ms",
                 opts.lines,
@@ -651,7 +685,9 @@ impl Request {
             | Request::Ports(_)
             | Request::Start(_)
             | Request::Stop(_)
-            | Request::Restart(_) => None,
+            | Request::Restart(_)
+            | Request::History(_)
+            | Request::Rollback { .. } => None,
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::api::reply::Status;
 use crate::container::environment::{Environment, EnvironmentBody};
 use crate::container::logs::LogOptions;
 use crate::container::ports::PortRequest;
+use crate::container::probe::ReadyProbe;
 use crate::container::spec::{Cpus, Image, InstallRequest, Memory, RestartPolicy, SliceName};
 use crate::links::NetworkLink;
 use crate::locator::{HostAddr, Locator};
@@ -56,7 +57,8 @@ pub enum Command {
     /// Install IMAGE as a container on each LOCATOR (HOST[:PORT]/ID); update it if it exists.
     ///
     /// The container runs as the systemd unit ctr-ID.service. An update takes effect at
-    /// the next start.
+    /// the next start; with --start, an update of a running container takes effect now,
+    /// switched without refusing a connection.
     Install(InstallArgs),
     /// Start containers (and start them at every boot).
     Start {
@@ -70,11 +72,34 @@ pub enum Command {
         #[arg(required = true)]
         locators: Vec<Locator>,
     },
-    /// Restart containers.
+    /// Restart containers. A running one is switched without refusing a connection: new
+    /// connections wait while in-flight ones drain (--drain-timeout of install) and the new
+    /// container becomes ready.
     Restart {
         /// Containers, as HOST[:PORT]/ID.
         #[arg(required = true)]
         locators: Vec<Locator>,
+    },
+    /// List the kept versions of containers (their last 5 specs and images), oldest first;
+    /// `*` marks the current one.
+    History {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+        /// Print each agent's JSON answer, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a kept version of containers again, from the image it ran (no pull, no
+    /// build); a running container is switched to it without refusing a connection.
+    Rollback {
+        /// Containers, as HOST[:PORT]/ID.
+        #[arg(required = true)]
+        locators: Vec<Locator>,
+        /// The version to go back to (`gear history` lists them); default: the one before
+        /// the current.
+        #[arg(long, value_name = "N")]
+        to: Option<u32>,
     },
     /// Show the state of containers, as `systemctl status` does: unit, state and since when,
     /// main PID, memory, image, ports, links, idling, and the last lines of the log.
@@ -397,6 +422,34 @@ pub struct InstallArgs {
     /// and re-installs; HOSTPATH:PATH[:ro|rw] mounts a host directory (repeatable).
     #[arg(short = 'v', long = "volume", value_name = "PATH|HOSTPATH:PATH[:ro]")]
     pub volumes: Vec<crate::container::volumes::Volume>,
+    /// Count it started only once container port PORT accepts a TCP connection, checked
+    /// from the host (nothing runs in the image).
+    #[arg(long, value_name = "PORT", conflicts_with = "ready_http")]
+    pub ready_tcp: Option<crate::container::ports::PortNumber>,
+    /// Count it started only once GET PATH answers 2xx or 3xx on container port PORT
+    /// (default: the first published one), checked from the host.
+    #[arg(long, value_name = "PATH[:PORT]", value_parser = ReadyProbe::parse_http)]
+    pub ready_http: Option<ReadyProbe>,
+    /// How long it may take to become ready before its start fails (default 60s, at most 4m).
+    #[arg(long, value_name = "DURATION")]
+    pub ready_timeout: Option<crate::container::probe::Wait>,
+    /// How long a restart or update lets connections in flight on the old container
+    /// finish before stopping it (default 10s, at most 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub drain_timeout: Option<crate::container::probe::Wait>,
+    /// Check its health from the host every --health-interval: GET PATH must answer 2xx or
+    /// 3xx on container port PORT (default: the first published one).
+    #[arg(long, value_name = "PATH[:PORT]", value_parser = ReadyProbe::parse_http, conflicts_with = "health_tcp")]
+    pub health_http: Option<ReadyProbe>,
+    /// Check its health from the host: container port PORT must accept a connection.
+    #[arg(long, value_name = "PORT")]
+    pub health_tcp: Option<crate::container::ports::PortNumber>,
+    /// How often its health is checked (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub health_interval: Option<crate::container::probe::Wait>,
+    /// How many failed checks in a row restart it (default 3; not with --restart no).
+    #[arg(long, value_name = "N")]
+    pub health_failures: Option<u32>,
 }
 
 /// The variables of an `--env-file` (none without one).
@@ -432,8 +485,49 @@ impl InstallArgs {
                 mode: self.idle_mode.unwrap_or_default(),
             }),
             volumes: (!self.volumes.is_empty()).then(|| self.volumes.clone()),
+            ready: self.ready_probe()?,
+            drain_timeout: self.drain_timeout,
+            health: self.health_check()?,
             ..InstallRequest::new(self.image.clone())
         })
+    }
+}
+
+impl InstallArgs {
+    /// The health check of `--health-http` or `--health-tcp`, with its interval and failures.
+    fn health_check(&self) -> anyhow::Result<Option<crate::container::health::HealthCheck>> {
+        let probe = match (&self.health_http, self.health_tcp) {
+            (Some(http), _) => http.clone(),
+            (None, Some(port)) => ReadyProbe::tcp(port),
+            (None, None) if self.health_interval.is_some() || self.health_failures.is_some() => {
+                anyhow::bail!(
+                    "--health-interval and --health-failures need --health-http or --health-tcp"
+                )
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(crate::container::health::HealthCheck {
+            http: probe.http,
+            port: probe.port,
+            interval: self.health_interval,
+            failures: self.health_failures,
+        }))
+    }
+
+    /// The readiness probe of `--ready-tcp` or `--ready-http`, with `--ready-timeout`.
+    fn ready_probe(&self) -> anyhow::Result<Option<ReadyProbe>> {
+        let probe = match (&self.ready_http, self.ready_tcp) {
+            (Some(http), _) => http.clone(),
+            (None, Some(port)) => ReadyProbe::tcp(port),
+            (None, None) if self.ready_timeout.is_some() => {
+                anyhow::bail!("--ready-timeout needs --ready-tcp or --ready-http")
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(ReadyProbe {
+            timeout: self.ready_timeout,
+            ..probe
+        }))
     }
 }
 
@@ -478,6 +572,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Restart { locators } => {
             act(&remote, &locators, Request::Restart, &mut out, &mut err).await
+        }
+        Command::History { locators, json } => {
+            super::releases::history(&remote, &locators, json, &mut out, &mut err).await
+        }
+        Command::Rollback { locators, to } => {
+            super::releases::rollback(&remote, &locators, to, &mut out, &mut err).await
         }
         Command::Status { locators, json } => {
             super::status::status(&remote, &locators, json, &mut out, &mut err).await

@@ -9,6 +9,7 @@ pub mod job;
 pub mod keys;
 pub mod list;
 pub mod repos;
+pub mod releases;
 pub mod status;
 pub mod table;
 pub mod volumes;

@@ -116,6 +116,37 @@ pub fn render(loc: &Locator, s: &Status, log: &[String], now: SystemTime) -> Str
     for link in &s.spec.links {
         line("Link", link.to_string());
     }
+    if let Some(check) = &s.spec.health {
+        let probe = check.probe();
+        let now_state = match &s.health {
+            None => "passing".to_string(),
+            Some(h) if h.passing => "passing".to_string(),
+            Some(h) => format!("failing ({} in a row)", h.failures),
+        };
+        line(
+            "Health",
+            format!(
+                "{now_state}; {probe} every {}",
+                crate::container::probe::Wait(check.interval())
+            ),
+        );
+        if let Some(h) = &s.health {
+            let at = UNIX_EPOCH + Duration::from_secs(h.last_failure_at);
+            line("Last fail", format!("{}: {}", ago(at, now), h.last_failure));
+            if h.restarts > 0 {
+                line("Restarts", format!("{} after failed checks", h.restarts));
+            }
+        }
+    }
+    if let Some(probe) = &s.spec.ready {
+        line(
+            "Ready",
+            format!(
+                "when {probe} answers (within {})",
+                crate::container::probe::Wait(probe.timeout())
+            ),
+        );
+    }
     match (s.idle, s.spec.idle) {
         (Some(mode), _) => line(
             "Idle",

@@ -41,6 +41,12 @@ pub fn hold_rules(spec: &ContainerSpec) -> Vec<Rule> {
     rules_of(&spec.id, spec.ports.iter().copied(), Kind::Hold)
 }
 
+/// The rules that hold first SYNs to every port `spec`'s running container may publish
+/// (its retired ones too): a restart's hold ([`super::switch`]).
+pub fn hold_rules_of(spec: &ContainerSpec) -> Vec<Rule> {
+    rules_of(&spec.id, spec.ports_in_use(), Kind::Hold)
+}
+
 /// The rules a running container gets: counting rules on every port it may publish (an
 /// updated one still publishes its old ports) when it has an idle policy.
 pub fn running_rules(spec: &ContainerSpec) -> Vec<Rule> {
@@ -223,7 +229,7 @@ impl<P: Parts> Host<P> {
     /// bridge address. That, not the published port, is the check that means something:
     /// docker-proxy accepts on the published port before the program in the container
     /// listens.
-    async fn ready(
+    pub(super) async fn ready(
         &self,
         name: &str,
         ports: &[PortPair],

@@ -132,6 +132,16 @@ impl<P: Parts> Host<P> {
             if let Some(image) = self.docker.image_id(spec.image.as_str()).await? {
                 users.entry(image).or_default().push(id.to_string());
             }
+            // Kept versions keep their images: a rollback needs no pull.
+            let history = super::history::History::load(&self.paths, &id)?;
+            for v in history.versions.iter().rev().skip(1) {
+                if let Some(image) = &v.image_id {
+                    let user = users.entry(image.clone()).or_default();
+                    if !user.iter().any(|u| *u == id.as_str()) {
+                        user.push(format!("{id} (version {})", v.version));
+                    }
+                }
+            }
         }
         for (name, image) in self.docker.container_images().await? {
             // A running gear container is already counted by its id; its image is the

@@ -4,8 +4,10 @@
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::environment::Environment;
+use super::history::{History, same};
 use super::host::{Host, Parts};
 use super::lifecycle::{Error, Installed, is_up};
+use super::lock::Lock;
 use super::ports::{PortPair, PortRange, Ports};
 use super::spec::{ContainerSpec, Image, InstallRequest};
 use super::{unit, volumes};
@@ -25,11 +27,67 @@ impl<P: Parts> Host<P> {
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Installed, Error> {
         let lock = self.lock(id).await?;
+        self.install_locked(&lock, req, progress).await
+    }
+
+    /// [`Host::install`] under `lock`.
+    pub(crate) async fn install_locked(
+        &self,
+        lock: &Lock,
+        req: InstallRequest,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> Result<Installed, Error> {
+        let started = req.started;
+        let w = self.write_install(lock, req, progress).await?;
+        let id = lock.id();
+        // An update of a running container asked to run applies now, by a switch that
+        // refuses no connection; otherwise it applies at the next start.
+        let changed = w.old.as_ref().is_some_and(|o| !same(o, &w.spec)) || w.env_given;
+        if started && w.running && changed && self.switchable(id).await? {
+            // Should the new container not get ready, the old spec goes back.
+            let undo = w
+                .old
+                .as_ref()
+                .map(|o| super::history::request_of(o, o.image.clone(), false));
+            self.switch_locked(lock, &crate::idle::connections::ProcNet, undo)
+                .await?;
+        } else if started {
+            self.start_locked(lock).await?;
+        }
+        Ok(Installed {
+            id: id.clone(),
+            ports: w.spec.ports,
+            started,
+        })
+    }
+
+    /// Writes what an install asks for (its files, reservations, unit and kept version)
+    /// and has systemd load the unit; starts nothing.
+    pub(crate) async fn write_install(
+        &self,
+        lock: &Lock,
+        req: InstallRequest,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> Result<Written, Error> {
+        let id = lock.id();
         // Refused before anything is pulled or written.
         let asked_volumes = req.all_volumes();
         if let Some(v) = &asked_volumes {
             volumes::check_sources(&self.paths, v, self.allow_system_mounts)?;
         }
+        // Checked with the request (`InstallRequest::check`) too; here it gets its port.
+        let ready = req
+            .ready
+            .clone()
+            .map(|probe| probe.resolve(req.ports.iter().map(|p| p.internal)))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let health = req
+            .health
+            .clone()
+            .map(|check| check.resolve(req.ports.iter().map(|p| p.internal)))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?;
         self.pull_if_missing(&req.image, progress).await?;
         let old = self
             .is_installed(id)
@@ -67,6 +125,7 @@ impl<P: Parts> Host<P> {
         };
         // The environment, spec and unit are written as one batch: fewer waits for the disk.
         let mut files = atomic_file::Batch::default();
+        let env_given = req.environment.is_some();
         match req.environment {
             Some(body) => Environment::from(body).stage(&self.paths, id, &mut files)?,
             None if !self.paths.env_file(id).exists() => {
@@ -82,6 +141,9 @@ impl<P: Parts> Host<P> {
         let user = self.user_for(id, req.isolate, old.as_ref())?;
         let spec = ContainerSpec {
             user,
+            ready,
+            drain_timeout: req.drain_timeout,
+            health,
             id: id.clone(),
             image: req.image,
             links,
@@ -109,16 +171,17 @@ impl<P: Parts> Host<P> {
         std::mem::forget(partial);
         self.link(&self.paths.systemd_dir(), id)?;
         self.ensure_loaded(id).await?;
-        if spec.idle.is_some() {
+        // gear-idler runs the health checks too.
+        if spec.idle.is_some() || spec.health.is_some() {
             self.ensure_idler().await?;
         }
-        if req.started {
-            self.start_locked(&lock).await?;
-        }
-        Ok(Installed {
-            id: id.clone(),
-            ports,
-            started: req.started,
+        let image_id = self.docker.image_id(spec.image.as_str()).await?;
+        History::record(&self.paths, id, &spec, image_id)?;
+        Ok(Written {
+            old,
+            running,
+            spec,
+            env_given,
         })
     }
 
@@ -150,6 +213,18 @@ impl<P: Parts> Host<P> {
                 reason: format!("{e:#}"),
             })
     }
+}
+
+/// What [`Host::write_install`] wrote.
+pub(crate) struct Written {
+    /// The spec before, if it was installed.
+    pub old: Option<ContainerSpec>,
+    /// Whether it ran.
+    pub running: bool,
+    /// The new spec.
+    pub spec: ContainerSpec,
+    /// Whether the request set the environment.
+    pub env_given: bool,
 }
 
 /// What an install of a new container has done before its commit point; dropped before it

@@ -72,6 +72,17 @@ pub enum Error {
     /// A volume cannot be mounted; nothing was changed.
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    /// An update's new container did not get ready; the old one was put back and serves.
+    #[error("the update of {id} was rolled back: {reason}")]
+    RolledBack {
+        /// The container.
+        id: ContainerId,
+        /// Why the new container failed.
+        reason: String,
+    },
+    /// A rollback cannot be done; nothing was changed.
+    #[error(transparent)]
+    Rollback(#[from] super::history::RollbackError),
     /// systemd, Docker or the disk failed.
     #[error("{0:#}")]
     Host(#[from] anyhow::Error),
@@ -126,9 +137,17 @@ impl<P: Parts> Host<P> {
         self.run_locked(lock, Action::Start).await
     }
 
-    /// Restarts `id` (starting it if stopped) and marks it to start at boot.
+    /// Restarts `id` (starting it if stopped) and marks it to start at boot. A running
+    /// container with published ports is switched ([`super::switch`]): no connection is
+    /// refused meanwhile.
     pub async fn restart(&self, id: &ContainerId) -> Result<(), Error> {
         let lock = self.lock(id).await?;
+        if self.switchable(id).await? {
+            self.want_at_boot(id).await?;
+            self.switch_locked(&lock, &crate::idle::connections::ProcNet, None)
+                .await?;
+            return Ok(());
+        }
         self.run_locked(&lock, Action::Restart).await
     }
 
@@ -319,6 +338,9 @@ impl<P: Parts> Host<P> {
         self.docker.remove_container(&unit::docker_name(id)).await?;
         atomic_file::remove(&self.paths.started_marker(id))?;
         atomic_file::remove(&self.paths.last_end(id))?;
+        atomic_file::remove(&self.paths.history_file(id))?;
+        atomic_file::remove(&self.paths.health_file(id))?;
+        atomic_file::remove(&self.paths.not_ready(id))?;
         crate::keys::store::remove_all(&self.paths, id)?;
         if let Some(user) = old_user {
             self.accounts.remove(&user.name)?;

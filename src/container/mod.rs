@@ -1,6 +1,8 @@
 //! Containers: what the agent reports about them and the operations on them.
 
 pub mod environment;
+pub mod health;
+pub mod history;
 pub mod host;
 pub mod idling;
 pub mod images;
@@ -12,8 +14,10 @@ pub mod list;
 pub mod lock;
 pub mod logs;
 pub mod ports;
+pub mod probe;
 pub mod spec;
 pub mod step;
+pub mod switch;
 pub mod unit;
 pub mod volumes;
 

@@ -8,7 +8,12 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::environment::EnvironmentBody;
+use super::health::HealthCheck;
 use super::ports::{PortPair, PortRequest};
+use super::probe::{InvalidProbe, ReadyProbe, Wait};
+
+/// The longest drain timeout.
+const MAX_DRAIN: std::time::Duration = std::time::Duration::from_secs(300);
 use super::volumes::{self, Volume, VolumeConfig, VolumeError};
 use crate::atomic_file;
 use crate::id::ContainerId;
@@ -43,6 +48,12 @@ pub enum InvalidField {
     /// A geard option this agent does not carry out.
     #[error("{0} is not supported by this agent")]
     Unsupported(&'static str),
+    /// A drain timeout is too long.
+    #[error("drain timeout {0} is too long: at most 5m")]
+    Drain(Wait),
+    /// A readiness probe cannot be used.
+    #[error(transparent)]
+    Probe(#[from] InvalidProbe),
 }
 
 /// A Docker image reference, e.g. `gear-test/httpd:latest` or `registry:5000/a/b@sha256:…`.
@@ -304,6 +315,19 @@ pub struct InstallRequest {
     /// login of `ssh ctr-ID@host`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub isolate: bool,
+    /// A readiness probe run from the host (`{"Http": "/ready", "Port": 8080, "Timeout":
+    /// "30s"}`, or `{"Port": 8080}` for a TCP connect): the container counts as started
+    /// only once it answers. Absent: once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<ReadyProbe>,
+    /// How long a restart or update lets connections in flight on the old container finish
+    /// before stopping it (default 10s, at most 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<Wait>,
+    /// A health check run from the host while it runs (`{"Http": "/health", "Interval":
+    /// "5s", "Failures": 3}`); failures in a row restart it unless `Restart` is `no`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
     /// geard's fields that gear has no use for, or does not support yet: accepted while
     /// they ask for nothing ([`InstallRequest::check`] refuses what they would ask for).
     #[serde(default, skip_serializing)]
@@ -334,6 +358,9 @@ impl InstallRequest {
             volume_config: None,
             geard_id: None,
             isolate: false,
+            ready: None,
+            drain_timeout: None,
+            health: None,
             simple: false,
             socket_activation: false,
             skip_socket_proxy: false,
@@ -358,6 +385,21 @@ impl InstallRequest {
         }
         if let Some(v) = self.all_volumes() {
             volumes::check(&v)?;
+        }
+        if let Some(probe) = &self.ready {
+            probe
+                .clone()
+                .resolve(self.ports.iter().map(|p| p.internal))?;
+        }
+        if let Some(check) = &self.health {
+            check
+                .clone()
+                .resolve(self.ports.iter().map(|p| p.internal))?;
+        }
+        if let Some(w) = self.drain_timeout
+            && w.0 > MAX_DRAIN
+        {
+            return Err(InvalidField::Drain(w));
         }
         Ok(())
     }
@@ -419,12 +461,27 @@ pub struct ContainerSpec {
     /// and the user is the SSH login into it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<crate::accounts::ContainerUser>,
+    /// Its readiness probe, with its port named: its start ends once the probe passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<ReadyProbe>,
+    /// How long a restart or update lets its connections in flight finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<Wait>,
+    /// Its health check, with its port named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
 }
 
 impl ContainerSpec {
     /// Every host port the container may be publishing now: its own and the retired ones.
     pub fn ports_in_use(&self) -> impl Iterator<Item = PortPair> + '_ {
         self.ports.iter().chain(&self.retired_ports).copied()
+    }
+
+    /// How long a restart or update lets connections in flight finish.
+    pub fn drain_timeout(&self) -> std::time::Duration {
+        self.drain_timeout
+            .map_or(super::switch::DEFAULT_DRAIN, |w| w.0)
     }
 
     /// Reads the spec of `id` from `specs/<id>.json`.

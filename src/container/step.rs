@@ -10,7 +10,8 @@
 //!   may exist from now on;
 //! - [`started`] (`ExecStartPost`): returns once the container runs, so the unit is
 //!   `active` only then, and fails at once if `docker run` ends first; then applies the
-//!   container's links, if it has any;
+//!   container's links, if it has any; then, if it has a readiness probe, waits until the
+//!   probe passes (failing the start at its timeout);
 //! - [`remove`] (`ExecStopPost`): removes the container whatever stopped the unit (so a
 //!   killed `docker run` leaves no orphan), then its marker.
 
@@ -18,8 +19,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::linker;
+use super::spec::ContainerSpec;
 use super::unit::docker_name;
+use super::{linker, probe};
 use crate::docker::Docker;
 use crate::id::ContainerId;
 use crate::netfilter::Firewall;
@@ -38,16 +40,43 @@ pub async fn prepare(paths: &Paths, docker: &impl Docker, id: &ContainerId) -> a
 }
 
 /// `ExecStartPost`: waits until the container runs, giving up when `main_alive()` says
-/// `docker run` (the unit's main process) has ended; then applies its links.
+/// `docker run` (the unit's main process) has ended; then applies its links; then waits
+/// until its readiness probe, if it has one, passes.
 pub async fn started(
     paths: &Paths,
     docker: &impl Docker,
     fw: &impl Firewall,
     id: &ContainerId,
-    main_alive: impl Fn() -> bool + Send,
+    main_alive: impl Fn() -> bool + Send + Clone,
 ) -> anyhow::Result<()> {
-    docker.wait_running(&docker_name(id), main_alive).await?;
-    linker::apply_at_start(paths, docker, fw, id).await
+    let name = docker_name(id);
+    docker.wait_running(&name, main_alive.clone()).await?;
+    linker::apply_at_start(paths, docker, fw, id).await?;
+    let Some(probe) = ContainerSpec::load(paths, id)?.ready else {
+        return Ok(());
+    };
+    let ip = docker
+        .inspect(&name)
+        .await?
+        .and_then(|c| c.ip)
+        .with_context(|| format!("{name} has no address on Docker's bridge to probe"))?;
+    let not_ready = paths.not_ready(id);
+    match probe::wait_ready(ip, &probe, main_alive).await {
+        Ok(took) => {
+            log::info!("ready after {} ms ({probe})", took.as_millis());
+            crate::atomic_file::remove(&not_ready)
+        }
+        Err(reason) => {
+            // For the agent, which tells the client why its update was rolled back.
+            if let Some(dir) = not_ready.parent() {
+                std::fs::create_dir_all(dir).ok();
+            }
+            if let Err(e) = crate::atomic_file::write(&not_ready, reason.as_bytes(), 0o644) {
+                log::warn!("recording why {name} is not ready: {e:#}");
+            }
+            anyhow::bail!("{name} {reason}")
+        }
+    }
 }
 
 /// `ExecStopPost`: removes the container (usually `--rm` already has), then its marker, once
@@ -219,6 +248,52 @@ mod tests {
         started(&paths, &docker, &fw, &id, || true).await.unwrap();
         let (ns, _, _) = fw.scripts.lock().unwrap()[0].clone();
         assert_eq!(ns, crate::netfilter::Namespace::Of(7));
+    }
+
+    #[tokio::test]
+    async fn with_a_probe_started_returns_only_once_the_container_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let id: ContainerId = "web-1".parse().unwrap();
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let spec = serde_json::json!({"Id": "web-1", "Image": "scratch-app",
+            "Ready": {"Port": port, "Timeout": "1s"}});
+        let path = paths.spec_file(&id);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, spec.to_string()).unwrap();
+        let docker = FakeDocker::default();
+        running(&docker, "ctr-web-1");
+        docker
+            .containers
+            .lock()
+            .unwrap()
+            .get_mut("ctr-web-1")
+            .unwrap()
+            .ip = Some("127.0.0.1".parse().unwrap());
+        let fw = FakeFirewall::default();
+        // Nothing listens: the start fails at the probe's timeout, saying why.
+        let err = started(&paths, &docker, &fw, &id, || true)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not ready within 1s"), "{err}");
+        let why = std::fs::read_to_string(paths.not_ready(&id)).unwrap();
+        assert!(why.starts_with("not ready within 1s"), "{why}");
+        // It listens after 300 ms: the start ends then.
+        let listener = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            drop(l);
+        });
+        let t = std::time::Instant::now();
+        started(&paths, &docker, &fw, &id, || true).await.unwrap();
+        assert!(t.elapsed() >= std::time::Duration::from_millis(250));
+        assert!(!paths.not_ready(&id).exists());
+        listener.abort();
     }
 
     #[tokio::test]

@@ -187,6 +187,7 @@ impl Agents for FakeAgents {
                 main_pid: None,
                 memory_bytes: None,
                 result: None,
+                health: None,
             })
         })
     }
@@ -252,6 +253,9 @@ impl Agents for FakeAgents {
                 idle: None,
                 volumes: vec![],
                 user: None,
+                ready: None,
+                drain_timeout: None,
+                health: None,
             };
             let active = old.is_some_and(|c| c.active);
             h.containers
