@@ -33,6 +33,8 @@ HELPERS  += gear-idler
 UNITS    += gear-idler.service
 # SSH into containers (docs/ssh.md).
 HELPERS  += gear-keys gear-enter gear-enterd
+# Builds from source (docs/builds.md).
+HELPERS  += gear-builder
 UNITS    += gear-enter.socket gear-enter@.service
 DOCS      = README.md $(wildcard docs/*.md)
 # Where `make test` and `make demo` stage an install tree for the test machine.

@@ -192,6 +192,18 @@ impl Paths {
     pub fn boot_wants_dir(&self) -> PathBuf {
         self.systemd_dir().join("multi-user.target.wants")
     }
+
+    /// `/var/lib/containers/git/<ID>`: the bare git repository `ID`, owned by the Unix
+    /// user `git-<ID>` (`repo://ID` in a build's source).
+    pub fn repository(&self, id: &ContainerId) -> PathBuf {
+        self.state_dir().join("git").join(id.as_str())
+    }
+
+    /// `/var/lib/containers/builds` (mode 0700): one record (`<n>.json`) and one log
+    /// (`<n>.log`) per build, the newest 50 kept.
+    pub fn builds_dir(&self) -> PathBuf {
+        self.state_dir().join("builds")
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use hyper::StatusCode;
 
+use crate::build::run::BuildError;
 use crate::container::lifecycle;
 use crate::container::ports::PortError;
 use crate::id::{ContainerId, InvalidId};
@@ -61,6 +62,9 @@ pub enum Error {
     /// An operation on a container failed.
     #[error(transparent)]
     Container(#[from] lifecycle::Error),
+    /// A build could not start, or there is no such build.
+    #[error(transparent)]
+    Build(#[from] crate::build::run::BuildError),
     /// systemd, Docker or the disk failed while carrying out a valid request.
     #[error("{0:#}")]
     Host(#[source] anyhow::Error),
@@ -123,6 +127,12 @@ impl Error {
                 lifecycle::Error::Links { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 lifecycle::Error::Volume(_) => StatusCode::BAD_REQUEST,
                 lifecycle::Error::Host(e) => host_status(e),
+            },
+            Error::Build(e) => match e {
+                BuildError::Invalid(_) => StatusCode::BAD_REQUEST,
+                BuildError::Running(..) => StatusCode::CONFLICT,
+                BuildError::NoBuild(_) | BuildError::NoRepository(_) => StatusCode::NOT_FOUND,
+                BuildError::Host(e) => host_status(e),
             },
             Error::Host(e) => host_status(e),
             Error::TooBusy(_) => StatusCode::SERVICE_UNAVAILABLE,

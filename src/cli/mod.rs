@@ -1,6 +1,7 @@
 //! What the `gear` commands do once their arguments are parsed; the binary only parses
 //! flags and calls in here, so the behaviour is testable without a terminal.
 
+pub mod build;
 pub mod command;
 pub mod container;
 pub mod deploy;
