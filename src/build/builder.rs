@@ -40,6 +40,10 @@ pub trait Tools {
     fn output(&mut self, argv: &[String]) -> anyhow::Result<(i32, Vec<u8>)>;
     /// Runs `argv` with its stdout into `file` (stderr to the log).
     fn run_to_file(&mut self, argv: &[String], file: &Path) -> anyhow::Result<i32>;
+    /// Runs `argv` with no output at all (clean-up, where "no such container" is fine).
+    fn quiet(&mut self, argv: &[String]) -> anyhow::Result<i32> {
+        self.output(argv).map(|(code, _)| code)
+    }
 }
 
 /// [`Tools`] that spawn real processes.
@@ -81,6 +85,15 @@ impl Tools for System {
             std::fs::File::create(file).with_context(|| format!("creating {}", file.display()))?;
         let status = command(argv)?
             .stdout(f)
+            .status()
+            .with_context(|| format!("running {}", argv[0]))?;
+        Ok(code(status))
+    }
+
+    fn quiet(&mut self, argv: &[String]) -> anyhow::Result<i32> {
+        let status = command(argv)?
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .status()
             .with_context(|| format!("running {}", argv[0]))?;
         Ok(code(status))
@@ -196,17 +209,13 @@ impl<T: Tools, W: Write> Build<'_, T, W> {
         }
         self.say(format_args!("Cloning {source}"));
         // The repository belongs to its git user and the builder runs as root: git's
-        // ownership check would refuse to read it.
-        let clone = args([
-            "git",
-            "-c",
-            "safe.directory=*",
-            "clone",
-            "--quiet",
-            "--",
-            &url,
-            &dst,
-        ]);
+        // ownership check would refuse to read it. Only a global (or system) setting
+        // reaches the upload-pack a local clone starts, hence a global file of our own.
+        let config = self.work.join("gitconfig");
+        std::fs::write(&config, "[safe]\n\tdirectory = *\n")
+            .with_context(|| format!("writing {}", config.display()))?;
+        let global = format!("GIT_CONFIG_GLOBAL={}", config.display());
+        let clone = args(["env", &global, "git", "clone", "--quiet", "--", &url, &dst]);
         if self.tools.run(&clone)? != 0 {
             bail!("cloning {source} failed");
         }
@@ -270,7 +279,7 @@ impl<T: Tools, W: Write> Build<'_, T, W> {
         let save = format!("{name}-save");
         let argv = self.docker(&["rm", "-f", &name, &save]);
         // Absent containers are fine: rm -f only fails for those.
-        let _ = self.tools.output(&argv);
+        let _ = self.tools.quiet(&argv);
         let _ = std::fs::remove_dir_all(&self.work);
     }
 }
@@ -319,7 +328,7 @@ pub fn finish(paths: &Paths, id: &super::record::BuildId) -> anyhow::Result<()> 
     use super::record::BuildResult;
     let mut rec = BuildRecord::load(paths, id)?;
     let name = container_name(&rec);
-    let _ = System.output(&args([
+    let _ = System.quiet(&args([
         crate::docker::DOCKER,
         "rm",
         "-f",
