@@ -368,3 +368,90 @@ fn read_from(path: &std::path::Path, offset: &mut u64) -> Vec<u8> {
     }
     buf
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt as _;
+
+    use super::*;
+    use crate::container::host::fake_host;
+    use crate::docker::fake::FakeDocker;
+    use crate::systemd::{Property, UnitInfo};
+
+    fn request() -> BuildRequest {
+        BuildRequest::new(
+            "/srv/site".parse().unwrap(),
+            "gear-test/s2i-web".parse().unwrap(),
+            "gear-test/site".parse().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_build_starts_its_unit_and_a_second_one_of_the_tag_is_refused_while_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Arc::new(fake_host(dir.path(), FakeDocker::default()));
+        let rec = host.start_build(request()).await.unwrap();
+        assert_eq!(rec.result, BuildResult::Running);
+        assert_eq!(BuildRecord::load(&host.paths, &rec.id).unwrap(), rec);
+        let started = host.systemd.transient.lock().unwrap().clone();
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].0, "gear-build-gear\\x2dtest-site:latest.service");
+        assert!(started[0].1.contains(&Property::Str("Type", "exec".into())));
+
+        host.systemd.units.lock().unwrap().push(UnitInfo {
+            name: rec.unit.clone(),
+            load_state: "loaded".into(),
+            active_state: "active".into(),
+            sub_state: "running".into(),
+            job_type: None,
+        });
+        let again = host.start_build(request()).await.unwrap_err();
+        assert!(matches!(again, BuildError::Running(..)), "{again}");
+        assert_eq!(
+            record::list(&host.paths).unwrap().len(),
+            1,
+            "no record for it"
+        );
+        // Another tag builds beside it.
+        let mut other = request();
+        other.tag = "gear-test/other".parse().unwrap();
+        host.start_build(other).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_answer_streams_the_log_then_the_result_and_a_vanished_unit_is_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Arc::new(fake_host(dir.path(), FakeDocker::default()));
+        let mut rec = host.start_build(request()).await.unwrap();
+        std::fs::write(log_file(&host.paths, &rec.id), "---> Copying\nassembled\n").unwrap();
+        rec.image = Some("sha256:new".into());
+        rec.end(BuildResult::Success, None);
+        rec.save(&host.paths).unwrap();
+        let lines: Vec<BuildLine> = follow(host.clone(), &rec)
+            .map(|b| serde_json::from_slice(&b.unwrap()).unwrap())
+            .collect()
+            .await;
+        assert!(matches!(&lines[0], BuildLine::Started { started } if started.id == rec.id));
+        assert_eq!(
+            lines[1],
+            BuildLine::Output {
+                output: "---> Copying\nassembled\n".into()
+            }
+        );
+        let BuildLine::Ended { ended } = &lines[2] else {
+            panic!("{lines:?}")
+        };
+        assert_eq!(ended.result, BuildResult::Success);
+        assert_eq!(ended.image.as_deref(), Some("sha256:new"));
+
+        // A running record whose unit is gone (the host went down) lists as failed.
+        let running = host.start_build(request()).await.unwrap();
+        let builds = host.builds().await.unwrap().builds;
+        let listed = builds.iter().find(|b| b.id == running.id).unwrap();
+        assert_eq!(listed.result, BuildResult::Failed);
+        assert_eq!(
+            listed.reason.as_deref(),
+            Some("interrupted: its unit is gone")
+        );
+    }
+}
