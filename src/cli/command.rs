@@ -167,6 +167,9 @@ pub enum Command {
     /// repo://ID or a git URL. The build runs in its own unit, gear-build-<TAG>.service: an
     /// interrupted client leaves it running. Exits 1 when the build failed (TAG keeps its
     /// previous image). With --on-push, sets up push to deploy on repository ID instead.
+    #[command(
+        override_usage = "gear build [OPTIONS] SOURCE BUILDER_IMAGE TAG HOST[:PORT]\n       gear build --on-push repo://ID [BUILDER_IMAGE] --tag TAG [--restart HOST/ID | --host HOST]"
+    )]
     Build(super::build::BuildArgs),
     /// List running and recent builds on hosts: result, duration, image.
     Builds {
