@@ -5,7 +5,8 @@
 # second build is incremental (save-artifacts); a Dockerfile source builds; a failing
 # assemble, a missing source and a builder without scripts fail with the reason and leave
 # the tag's image as it was and nothing behind; a second build of a running tag is 409; a
-# client that goes away leaves the build running; push to deploy serves a pushed commit.
+# client that goes away leaves the build running; push to deploy serves a pushed commit; a
+# git URL builds at a branch, a tag or a commit.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -130,6 +131,18 @@ assert_contains "$(tb curl -fsS $api/builds)" "\"Ref\":\"$commit\""
 # A push to another branch builds nothing.
 out=$(tb runuser -u git-site -- env HOME=/tmp sh -c 'cd /srv/work && git push /var/lib/containers/git/site HEAD:other 2>&1')
 [[ $out != *"gear build"* ]] || fail "a push to another branch built: $out"
+
+step "a git URL builds at a branch, a tag or a commit; a missing ref fails with the reason"
+tb runuser -u git-site -- env HOME=/tmp sh -c 'cd /srv/work && git tag v3 && git push --quiet /var/lib/containers/git/site v3'
+url=file:///var/lib/containers/git/site
+for ref in master v3 "$commit"; do
+  out=$(tb gear build "$url" gear-test/s2i-web gear-test/fromgit localhost --ref "$ref" 2>&1)
+  assert_contains "$out" "Source at commit $commit"
+  assert_contains "$out" "gear build: built gear-test/fromgit:latest"
+done
+assert_eq "pushed v3" "$(tb docker run --rm --entrypoint cat gear-test/fromgit /www/index.html)"
+out=$(tb gear build "$url" gear-test/s2i-web gear-test/fromgit localhost --ref nosuch 2>&1) && fail "exit 0"
+assert_contains "$out" "$url has no branch, tag or commit 'nosuch'"
 
 step "clean up"
 tb gear delete localhost/site-1 >/dev/null
