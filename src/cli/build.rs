@@ -19,8 +19,9 @@ use crate::locator::{HostAddr, Locator};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// SOURCE BUILDER_IMAGE TAG HOST. SOURCE: a directory on HOST, repo://ID, or a git URL
-    /// HOST can reach. With --on-push: repo://ID [BUILDER_IMAGE].
+    /// SOURCE BUILDER_IMAGE TAG [HOST] (default localhost, as geard's gear build). SOURCE:
+    /// a directory on HOST, repo://ID, or a git URL HOST can reach. With --on-push:
+    /// repo://ID [BUILDER_IMAGE].
     #[arg(value_name = "ARGS", required = true, num_args = 1..=4)]
     pub args: Vec<String>,
     /// The branch, tag or commit of a git source (default: its default branch). With
@@ -70,18 +71,28 @@ pub async fn build(
     if a.on_push {
         return on_push(remote, a, out).await;
     }
-    let [source, builder, tag, host] = <[String; 4]>::try_from(a.args)
-        .map_err(|_| anyhow!("usage: gear build SOURCE BUILDER_IMAGE TAG HOST[:PORT]"))?;
-    let mut req = BuildRequest::new(
+    let (mut req, host) = positional(a.args)?;
+    req.r#ref = a.git_ref;
+    req.environment = a.env;
+    req.clean = a.clean;
+    follow(remote, host, &Request::BuildImage(req), timeout, out, err).await
+}
+
+/// SOURCE BUILDER_IMAGE TAG [HOST]: without HOST (geard's form), this host's agent.
+fn positional(args: Vec<String>) -> anyhow::Result<(BuildRequest, HostAddr)> {
+    let (source, builder, tag, host) = match <[String; 4]>::try_from(args) {
+        Ok([s, b, t, h]) => (s, b, t, h.parse()?),
+        Err(args) => match <[String; 3]>::try_from(args) {
+            Ok([s, b, t]) => (s, b, t, HostAddr::localhost()),
+            Err(_) => bail!("usage: gear build SOURCE BUILDER_IMAGE TAG [HOST[:PORT]]"),
+        },
+    };
+    let req = BuildRequest::new(
         source.parse::<Source>()?,
         builder.parse::<Image>()?,
         tag.parse::<BuildTag>()?,
     );
-    req.r#ref = a.git_ref;
-    req.environment = a.env;
-    req.clean = a.clean;
-    let host: HostAddr = host.parse()?;
-    follow(remote, host, &Request::BuildImage(req), timeout, out, err).await
+    Ok((req, host))
 }
 
 /// Prints a build's answer: its log on `out`, which build it is and how it ended on `err`.
@@ -313,6 +324,15 @@ mod tests {
         };
         assert_eq!(a.args.len(), 4);
         assert!(a.clean);
+        // geard's form has no host: this host's agent.
+        let geard = ["/srv/site", "gear-test/s2i-web", "site"]
+            .map(String::from)
+            .to_vec();
+        let (req, host) = super::positional(geard).unwrap();
+        assert_eq!(host, crate::locator::HostAddr::localhost());
+        assert_eq!(req.tag.as_str(), "site:latest");
+        let two = ["/srv/site", "b"].map(String::from).to_vec();
+        assert!(super::positional(two).is_err());
         let cli = Cli::try_parse_from([
             "gear",
             "build",

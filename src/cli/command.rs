@@ -163,12 +163,12 @@ pub enum Command {
     /// builder image's source-to-image scripts (or the source's Dockerfile) turn SOURCE
     /// into TAG.
     ///
-    /// gear build SOURCE BUILDER_IMAGE TAG HOST[:PORT]. SOURCE is a directory on HOST,
+    /// gear build SOURCE BUILDER_IMAGE TAG [HOST[:PORT]]. SOURCE is a directory on HOST,
     /// repo://ID or a git URL. The build runs in its own unit, gear-build-<TAG>.service: an
     /// interrupted client leaves it running. Exits 1 when the build failed (TAG keeps its
     /// previous image). With --on-push, sets up push to deploy on repository ID instead.
     #[command(
-        override_usage = "gear build [OPTIONS] SOURCE BUILDER_IMAGE TAG HOST[:PORT]\n       gear build --on-push repo://ID [BUILDER_IMAGE] --tag TAG [--restart HOST/ID | --host HOST]"
+        override_usage = "gear build [OPTIONS] SOURCE BUILDER_IMAGE TAG [HOST[:PORT]]\n       gear build --on-push repo://ID [BUILDER_IMAGE] --tag TAG [--restart HOST/ID | --host HOST]"
     )]
     Build(super::build::BuildArgs),
     /// List running and recent builds on hosts: result, duration, image.
