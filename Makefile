@@ -38,6 +38,8 @@ HELPERS  += gear-idler
 UNITS    += gear-idler.service
 # SSH into containers (docs/ssh.md).
 HELPERS  += gear-keys gear-enter gear-enterd
+# Builds from source (docs/builds.md).
+HELPERS  += gear-builder
 UNITS    += gear-enter.socket gear-enter@.service
 # Git repositories (docs/git.md): the forced command of repository keys.
 HELPERS  += gear-git-shell

@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod api;
 pub mod atomic_file;
+pub mod build;
 pub mod cli;
 pub mod container;
 pub mod deploy;

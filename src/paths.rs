@@ -246,6 +246,12 @@ impl Paths {
     pub fn boot_wants_dir(&self) -> PathBuf {
         self.systemd_dir().join("multi-user.target.wants")
     }
+
+    /// `/var/lib/containers/builds` (mode 0700): one record (`<n>.json`) and one log
+    /// (`<n>.log`) per build, the newest 50 kept.
+    pub fn builds_dir(&self) -> PathBuf {
+        self.state_dir().join("builds")
+    }
 }
 
 #[cfg(test)]

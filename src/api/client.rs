@@ -292,6 +292,22 @@ impl Client {
         .await
     }
 
+    /// Sends `req` and calls `each` with every JSON line of the answer as it arrives (a
+    /// build's log).
+    pub async fn lines(
+        &self,
+        req: &Request,
+        each: impl FnMut(serde_json::Value) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.bounded(async {
+            let body = self.start_ok(req).await?;
+            crate::json_lines::for_each(body, each)
+                .await
+                .with_context(|| format!("{}: reading the answer", self.host))
+        })
+        .await
+    }
+
     /// Runs `work` within the client's time limit, once it has a slot (the wait for one
     /// does not count against the limit).
     async fn bounded<T>(

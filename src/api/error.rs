@@ -2,6 +2,7 @@
 
 use hyper::StatusCode;
 
+use crate::build::run::BuildError;
 use crate::container::history::RollbackError;
 use crate::container::lifecycle;
 use crate::container::ports::PortError;
@@ -66,6 +67,9 @@ pub enum Error {
     /// An operation on a Git repository failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// A build could not start, or there is no such build.
+    #[error(transparent)]
+    Build(#[from] BuildError),
     /// systemd, Docker or the disk failed while carrying out a valid request.
     #[error("{0:#}")]
     Host(#[source] anyhow::Error),
@@ -143,6 +147,12 @@ impl Error {
                 }
                 RepoError::Clone { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 RepoError::Host(e) => host_status(e),
+            },
+            Error::Build(e) => match e {
+                BuildError::Invalid(_) => StatusCode::BAD_REQUEST,
+                BuildError::Running(..) => StatusCode::CONFLICT,
+                BuildError::NoBuild(_) | BuildError::NoRepository(_) => StatusCode::NOT_FOUND,
+                BuildError::Host(e) => host_status(e),
             },
             Error::Host(e) => host_status(e),
             Error::TooBusy(_) => StatusCode::SERVICE_UNAVAILABLE,

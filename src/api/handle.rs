@@ -118,6 +118,18 @@ pub async fn execute<P: Parts>(host: &Arc<Host<P>>, req: Request) -> Result<Repl
                 crate::job::run::start(host.clone(), job, prepared),
             ))
         }
+        Request::BuildImage(build) => {
+            // Refusals (a running build of the tag) are plain error answers; once the unit
+            // runs, the answer follows its log.
+            let rec = host.start_build(build).await?;
+            Ok(Reply::Stream(
+                "application/x-ndjson",
+                crate::build::run::follow(host.clone(), &rec),
+            ))
+        }
+        Request::Builds => Reply::ok(&host.builds().await?),
+        Request::BuildLog { id, follow } => builds::log(host, &id, follow),
+        Request::OnPush { repo, on } => builds::on_push(host, &repo, on.as_ref()),
         Request::Volumes(only) => {
             let paths = host.paths.clone();
             let in_use = move |id: &ContainerId| {
@@ -307,6 +319,7 @@ async fn status<P: Parts>(host: &Host<P>, id: &ContainerId) -> Result<Reply, Err
 
 mod images;
 pub use images::PullLine;
+mod builds;
 mod keys;
 mod repos;
 pub use repos::{RepoDeleted, RepoLine, RepoList};

@@ -42,6 +42,9 @@ struct PullBody {
 struct LinksBody {
     links: Vec<ContainerLinks>,
 }
+use crate::build::BuildRequest;
+use crate::build::hook::OnPush;
+use crate::build::record::BuildId;
 use crate::idle::{IdleMode, IdlePolicy};
 use crate::job::JobRequest;
 
@@ -188,6 +191,27 @@ pub enum Request {
         git_ref: GitRef,
         /// zip or tar.gz.
         format: ArchiveFormat,
+    },
+    /// `POST /build-image` (body: [`BuildRequest`]): build an image from source in a
+    /// transient unit; the answer is JSON lines of its log, then how it ended.
+    BuildImage(BuildRequest),
+    /// `GET /builds`: running and recent builds, newest first.
+    Builds,
+    /// `GET /builds/:id/log[?follow=1]`: a build's log, as text; with `follow`, JSON lines
+    /// as `POST /build-image` answers, until the build ends.
+    BuildLog {
+        /// The build.
+        id: BuildId,
+        /// Follow it to its end.
+        follow: bool,
+    },
+    /// `PUT /repository/:id/on-push` (body: [`OnPush`]) writes the repository's
+    /// `post-receive` hook that builds each push; `DELETE` removes it.
+    OnPush {
+        /// The repository.
+        repo: RepoId,
+        /// What each push does; `None` removes the hook.
+        on: Option<OnPush>,
     },
 }
 
@@ -347,6 +371,38 @@ impl Request {
                 Method::GET => Ok(Request::Volumes(Some(id.parse()?))),
                 _ => Err(not_allowed()),
             },
+            ["build-image"] => match *method {
+                Method::POST => {
+                    let build: BuildRequest = json_body(body)?;
+                    build
+                        .check()
+                        .map_err(|e| Error::BadRequest(e.to_string()))?;
+                    Ok(Request::BuildImage(build))
+                }
+                _ => Err(not_allowed()),
+            },
+            ["builds"] => match *method {
+                Method::GET => Ok(Request::Builds),
+                _ => Err(not_allowed()),
+            },
+            ["builds", id, "log"] => match *method {
+                Method::GET => Ok(Request::BuildLog {
+                    id: id.parse().map_err(Error::BadRequest)?,
+                    follow: query_flag(query, "follow", false)?,
+                }),
+                _ => Err(not_allowed()),
+            },
+            ["repository", id, "on-push"] => {
+                let repo = repo_id(id)?;
+                match *method {
+                    Method::PUT => Ok(Request::OnPush {
+                        repo,
+                        on: Some(json_body(body)?),
+                    }),
+                    Method::DELETE => Ok(Request::OnPush { repo, on: None }),
+                    _ => Err(not_allowed()),
+                }
+            }
             ["container", id, action] => {
                 let id: ContainerId = id.parse()?;
                 match (action, method.clone()) {
@@ -427,6 +483,10 @@ impl Request {
             Request::CreateRepo { .. } | Request::DeleteRepo(_) => "/repository/:id",
             Request::ListRepos => "/repositories",
             Request::Archive { .. } => "/repository/:id/archive/:ref",
+            Request::BuildImage(_) => "/build-image",
+            Request::Builds => "/builds",
+            Request::BuildLog { .. } => "/builds/:id/log",
+            Request::OnPush { .. } => "/repository/:id/on-push",
         };
         format!("{} {path}", self.method())
     }
@@ -529,6 +589,31 @@ impl Request {
                 git_ref: "v1.0".parse().expect("a valid ref"),
                 format: ArchiveFormat::TarGz,
             },
+            Request::BuildImage(BuildRequest::new(
+                "/srv/site".parse().expect("a valid source"),
+                "gear-test/s2i-web".parse().expect("a valid image"),
+                "gear-test/site".parse().expect("a valid tag"),
+            )),
+            Request::Builds,
+            Request::BuildLog {
+                id: "18a2b3c4d5e6f7000".parse().expect("a valid build number"),
+                follow: false,
+            },
+            Request::OnPush {
+                repo: "site".parse().expect("a valid id"),
+                on: Some(OnPush {
+                    builder: None,
+                    tag: "gear-test/site".parse().expect("a valid tag"),
+                    restart: None,
+                    branch: None,
+                    environment: vec![],
+                    clean: false,
+                }),
+            },
+            Request::OnPush {
+                repo: "site".parse().expect("a valid id"),
+                on: None,
+            },
         ]
     }
 
@@ -566,6 +651,10 @@ impl Request {
                 policy: Some(_), ..
             } => Method::PUT,
             Request::Unidle(_) | Request::SetIdlePolicy { policy: None, .. } => Method::DELETE,
+            Request::BuildImage(_) => Method::POST,
+            Request::Builds | Request::BuildLog { .. } => Method::GET,
+            Request::OnPush { on: Some(_), .. } => Method::PUT,
+            Request::OnPush { on: None, .. } => Method::DELETE,
         }
     }
 
@@ -641,6 +730,12 @@ impl Request {
                 git_ref,
                 format,
             } => format!("/repository/{id}/archive/{git_ref}?format={format}"),
+            Request::BuildImage(_) => "/build-image".into(),
+            Request::Builds => "/builds".into(),
+            Request::BuildLog { id, follow } => {
+                format!("/builds/{id}/log?follow={}", u8::from(*follow))
+            }
+            Request::OnPush { repo, .. } => format!("/repository/{repo}/on-push"),
         }
     }
 
@@ -688,6 +783,9 @@ impl Request {
             | Request::Restart(_)
             | Request::History(_)
             | Request::Rollback { .. } => None,
+            Request::BuildImage(build) => serde_json::to_vec(build).ok(),
+            Request::OnPush { on: Some(on), .. } => serde_json::to_vec(on).ok(),
+            Request::Builds | Request::BuildLog { .. } | Request::OnPush { on: None, .. } => None,
         }
     }
 }

@@ -214,6 +214,37 @@ pub enum Command {
     /// Nothing is left behind: no unit, no Docker container, after it ends, fails, times out
     /// or is interrupted (Ctrl-C stops it).
     Run(super::job::RunArgs),
+    /// Build an image from source on HOST, printing the build's log as it comes: the
+    /// builder image's source-to-image scripts (or the source's Dockerfile) turn SOURCE
+    /// into TAG.
+    ///
+    /// gear build SOURCE BUILDER_IMAGE TAG [HOST[:PORT]]. SOURCE is a directory on HOST,
+    /// repo://ID or a git URL. The build runs in its own unit, gear-build-<TAG>.service: an
+    /// interrupted client leaves it running. Exits 1 when the build failed (TAG keeps its
+    /// previous image). With --on-push, sets up push to deploy on repository ID instead.
+    #[command(
+        override_usage = "gear build [OPTIONS] SOURCE BUILDER_IMAGE TAG [HOST[:PORT]]\n       gear build --on-push repo://ID [BUILDER_IMAGE] --tag TAG [--restart HOST/ID | --host HOST]"
+    )]
+    Build(super::build::BuildArgs),
+    /// List running and recent builds on hosts: result, duration, image.
+    Builds {
+        /// Hosts (default: localhost).
+        #[arg(value_name = "HOST[:PORT]")]
+        hosts: Vec<HostAddr>,
+        /// Print each agent's JSON answer, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a build's log: BUILD is a build number, or a tag for its latest build.
+    BuildLogs {
+        /// The host.
+        host: HostAddr,
+        /// A build number (from gear build or gear builds), or a tag.
+        build: String,
+        /// Follow a running build until it ends (exits 1 if it failed).
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// List the images on hosts: id, tags, size, build time, and the containers using each.
     Images {
         /// Hosts (default: localhost).
@@ -820,6 +851,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             .await
         }
         Command::Run(args) => super::job::run(&remote, args, cli.timeout).await,
+        Command::Build(args) => {
+            super::build::build(&remote, args, cli.timeout, &mut out, &mut err).await
+        }
+        Command::Builds { mut hosts, json } => {
+            if hosts.is_empty() {
+                hosts.push(HostAddr::localhost());
+            }
+            super::build::list(&remote, &hosts, json, &mut out, &mut err).await
+        }
+        Command::BuildLogs {
+            host,
+            build,
+            follow,
+        } => {
+            super::build::logs(
+                &remote,
+                host,
+                &build,
+                follow,
+                cli.timeout,
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
         Command::Images { mut hosts, json } => {
             if hosts.is_empty() {
                 hosts.push(HostAddr::localhost());

@@ -1,6 +1,7 @@
 //! What the `gear` commands do once their arguments are parsed; the binary only parses
 //! flags and calls in here, so the behaviour is testable without a terminal.
 
+pub mod build;
 pub mod command;
 pub mod container;
 pub mod deploy;
@@ -8,8 +9,8 @@ pub mod images;
 pub mod job;
 pub mod keys;
 pub mod list;
-pub mod repos;
 pub mod releases;
+pub mod repos;
 pub mod status;
 pub mod table;
 pub mod volumes;

@@ -29,6 +29,7 @@ macro_rules! program {
 }
 
 program!(gear_api, "../../../src/bin/gear-api.rs");
+program!(gear_builder, "../../../src/bin/gear-builder.rs");
 program!(gear_enter, "../../../src/bin/gear-enter.rs");
 program!(gear_enterd, "../../../src/bin/gear-enterd.rs");
 program!(gear_git_shell, "../../../src/bin/gear-git-shell.rs");
@@ -40,6 +41,7 @@ program!(gear_step, "../../../src/bin/gear-step.rs");
 fn helpers() -> Vec<Command> {
     vec![
         gear_api::Cli::command().name("gear-api"),
+        gear_builder::Cli::command().name("gear-builder"),
         gear_enter::Cli::command().name("gear-enter"),
         gear_enterd::Cli::command().name("gear-enterd"),
         gear_git_shell::Cli::command().name("gear-git-shell"),
