@@ -8,6 +8,7 @@
 #   make demo / demo-down / shell   a sandbox machine running gear
 #   make bench                      benchmarks in a booted machine
 #   make chaos                      the fault matrix in booted machines (docs/reliability.md)
+#   make selinux                    the SELinux policy module, linked and checked (docs/selinux.md)
 
 PREFIX     ?= /usr
 DESTDIR    ?=
@@ -39,7 +40,7 @@ DOCS      = README.md $(wildcard docs/*.md)
 STAGE     = target/stage
 TESTBED   = tests/system/testbed.sh
 
-.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean fuzz chaos
+.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean fuzz chaos selinux
 
 all: build
 
@@ -82,7 +83,7 @@ stage:
 system-test: stage
 	bash tests/system/run.sh $(CURDIR)/$(STAGE) $(ONLY)
 
-test: check unit-test system-test
+test: check unit-test selinux system-test
 
 demo: stage
 	bash tests/system/demo.sh $(CURDIR)/$(STAGE)
@@ -101,5 +102,18 @@ bench: stage
 chaos: stage
 	bash tests/chaos/run.sh $(CURDIR)/$(STAGE) $(ONLY)
 
+# SELinux policy: selinux-policy/gear.pp, built with the reference policy's development
+# files and linked into a scratch copy of the host's full policy store. The host packages
+# are installed on demand, as testbed.sh does for its own.
+SELINUX_PKGS = selinux-policy-dev selinux-policy-default checkpolicy semodule-utils setools selinux-utils
+selinux:
+	@missing=$$(for p in $(SELINUX_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get -o DPkg::Lock::Timeout=900 update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends $$missing; \
+	fi
+	$(MAKE) -C selinux-policy check
+
 clean:
 	$(CARGO) clean
+	$(MAKE) -C selinux-policy clean
