@@ -319,6 +319,14 @@ pub struct InstallArgs {
     /// and re-installs; HOSTPATH:PATH[:ro|rw] mounts a host directory (repeatable).
     #[arg(short = 'v', long = "volume", value_name = "PATH|HOSTPATH:PATH[:ro]")]
     pub volumes: Vec<crate::container::volumes::Volume>,
+    /// Do without one of the container's safer defaults (repeatable, or comma-separated):
+    /// new-privileges (setuid programs work), net-raw (raw sockets: ping), pids-limit (no
+    /// bound on processes), privileged-ports (publish host ports below 1024).
+    #[arg(long, value_name = "WHAT", value_delimiter = ',')]
+    pub relax: Vec<crate::container::hardening::Relax>,
+    /// The most processes and threads it may have at once (default 4096).
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<std::num::NonZeroU32>,
 }
 
 /// The variables of an `--env-file` (none without one).
@@ -354,6 +362,8 @@ impl InstallArgs {
                 mode: self.idle_mode.unwrap_or_default(),
             }),
             volumes: (!self.volumes.is_empty()).then(|| self.volumes.clone()),
+            relax: self.relax.clone(),
+            pids_limit: self.pids_limit,
             ..InstallRequest::new(self.image.clone())
         })
     }

@@ -1,6 +1,7 @@
 //! Containers: what the agent reports about them and the operations on them.
 
 pub mod environment;
+pub mod hardening;
 pub mod host;
 pub mod idling;
 pub mod images;
@@ -11,6 +12,7 @@ pub mod linker;
 pub mod list;
 pub mod lock;
 pub mod logs;
+pub mod mcs;
 pub mod ports;
 pub mod spec;
 pub mod step;

@@ -252,6 +252,9 @@ impl Agents for FakeAgents {
                 idle: None,
                 volumes: vec![],
                 user: None,
+                relax: vec![],
+                pids_limit: None,
+                selinux_level: None,
             };
             let active = old.is_some_and(|c| c.active);
             h.containers
