@@ -25,12 +25,12 @@ ok "linked into a copy of the $name store: $(semodule -p "$root" -s "$name" -l |
 
 # Every type the module declares is in the linked policy.
 for t in gear_var_lib_t gear_env_t gear_unit_file_t gear_keys_file_t gear_git_t \
-  gear_git_hook_exec_t gear_home_t gear_conf_t gear_secret_t gear_runtime_t gear_api_sock_t \
+  gear_git_hook_exec_t gear_conf_t gear_secret_t gear_runtime_t gear_api_sock_t \
   gear_enter_sock_t gear_keys_t gear_keys_exec_t gear_enter_t gear_enter_exec_t \
   gear_enterd_t gear_enterd_exec_t gear_git_shell_t gear_git_shell_exec_t; do
   seinfo "$policy" -t "$t" | grep -qx "   $t" || bad "type $t missing"
 done
-ok "all 20 types present"
+ok "all 19 types present"
 
 # has RULE-ARGS...: sesearch finds at least one rule.
 has() { [ -n "$(sesearch "$policy" "$@" 2>/dev/null)" ]; }
@@ -98,7 +98,8 @@ done <<'PATHS'
 /var/lib/containers/keys/a file gear_keys_file_t
 /var/lib/containers/git/r1/objects/pack/x.pack file gear_git_t
 /var/lib/containers/git/r1/hooks/post-receive file gear_git_hook_exec_t
-/var/lib/containers/home/a dir gear_home_t
+/var/lib/containers/home dir home_root_t
+/var/lib/containers/home/a dir user_home_dir_t
 /var/lib/containers/volumes/a/data dir gear_var_lib_t
 /etc/gear/tokens file gear_secret_t
 /etc/gear/tls/key.pem file gear_secret_t
