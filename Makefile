@@ -9,6 +9,7 @@
 #   make demo / demo-down / shell   a sandbox machine running gear
 #   make bench                      benchmarks in a booted machine
 #   make chaos                      the fault matrix in booted machines (docs/reliability.md)
+#   make selinux                    the SELinux policy module, linked and checked (docs/selinux.md)
 
 PREFIX     ?= /usr
 DESTDIR    ?=
@@ -48,7 +49,7 @@ DOCS      = README.md $(wildcard docs/*.md)
 STAGE     = target/stage
 TESTBED   = tests/system/testbed.sh
 
-.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean fuzz chaos rpm
+.PHONY: all build install check unit-test stage system-test test demo demo-down shell bench clean fuzz chaos rpm selinux
 
 all: build
 
@@ -105,7 +106,7 @@ system-test: stage
 
 # make rpm before the system tests: test-80-rpm installs that RPM (about 30 s when the
 # release build is current).
-test: check unit-test rpm system-test
+test: check unit-test selinux rpm system-test
 
 demo: stage
 	bash tests/system/demo.sh $(CURDIR)/$(STAGE)
@@ -129,5 +130,18 @@ chaos: stage
 rpm: build
 	bash rpm/build.sh
 
+# SELinux policy: selinux-policy/gear.pp, built with the reference policy's development
+# files and linked into a scratch copy of the host's full policy store. The host packages
+# are installed on demand, as testbed.sh does for its own.
+SELINUX_PKGS = selinux-policy-dev selinux-policy-default checkpolicy semodule-utils setools selinux-utils
+selinux:
+	@missing=$$(for p in $(SELINUX_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get -o DPkg::Lock::Timeout=900 update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends $$missing; \
+	fi
+	$(MAKE) -C selinux-policy check
+
 clean:
 	$(CARGO) clean
+	$(MAKE) -C selinux-policy clean

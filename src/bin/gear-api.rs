@@ -118,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cli.port_range,
         );
         host.allow_system_mounts = cli.allow_system_mounts;
+        host.selinux = gear::container::mcs::Selinux::probe();
         serve(
             listeners,
             Arc::new(host),

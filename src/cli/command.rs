@@ -481,6 +481,14 @@ pub struct InstallArgs {
     /// How many failed checks in a row restart it (default 3; not with --restart no).
     #[arg(long, value_name = "N")]
     pub health_failures: Option<u32>,
+    /// Do without one of the container's safer defaults (repeatable, or comma-separated):
+    /// new-privileges (setuid programs work), net-raw (raw sockets: ping), pids-limit (no
+    /// bound on processes), privileged-ports (publish host ports below 1024).
+    #[arg(long, value_name = "WHAT", value_delimiter = ',')]
+    pub relax: Vec<crate::container::hardening::Relax>,
+    /// The most processes and threads it may have at once (default 4096).
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<std::num::NonZeroU32>,
 }
 
 /// The variables of an `--env-file` (none without one).
@@ -519,6 +527,8 @@ impl InstallArgs {
             ready: self.ready_probe()?,
             drain_timeout: self.drain_timeout,
             health: self.health_check()?,
+            relax: self.relax.clone(),
+            pids_limit: self.pids_limit,
             ..InstallRequest::new(self.image.clone())
         })
     }

@@ -76,6 +76,9 @@ pub struct Host<P: Parts> {
     /// Bind mounts of `/`, `/etc`, gear's state or the Docker socket are allowed
     /// (`gear-api --allow-system-mounts`).
     pub allow_system_mounts: bool,
+    /// Whether containers get their own SELinux level; the binaries set it from
+    /// [`super::mcs::Selinux::probe`], tests as they need.
+    pub selinux: super::mcs::Selinux,
     /// Asked once: the engine does not change its driver while running.
     cgroup_driver: tokio::sync::OnceCell<CgroupDriver>,
     /// Operations that run on although their client went away (installs with progress);
@@ -110,6 +113,7 @@ impl<P: Parts> Host<P> {
             port_range,
             lock_wait: LOCK_WAIT,
             allow_system_mounts: false,
+            selinux: Default::default(),
             cgroup_driver: tokio::sync::OnceCell::new(),
             detached: Arc::new(AtomicUsize::new(0)),
         }

@@ -8,6 +8,7 @@ use super::history::{History, same};
 use super::host::{Host, Parts};
 use super::lifecycle::{Error, Installed, is_up};
 use super::lock::Lock;
+use super::mcs::{self, McsLevel, Selinux};
 use super::ports::{PortPair, PortRange, Ports};
 use super::spec::{ContainerSpec, Image, InstallRequest};
 use super::{unit, volumes};
@@ -16,6 +17,7 @@ use crate::docker::Docker;
 use crate::id::ContainerId;
 use crate::paths::Paths;
 use crate::systemd::Systemd;
+use anyhow::Context as _;
 
 impl<P: Parts> Host<P> {
     /// Installs (or updates) `id`. An update takes effect at the next start; a running
@@ -150,6 +152,9 @@ impl<P: Parts> Host<P> {
             ports: ports.clone(),
             retired_ports: retired,
             slice: req.systemd_slice.unwrap_or_default(),
+            relax: req.relax,
+            pids_limit: req.pids_limit,
+            selinux_level: self.selinux_level(id, old.as_ref())?,
             memory: req.memory,
             cpus: req.cpus,
             restart: req.restart.unwrap_or_default(),
@@ -183,6 +188,52 @@ impl<P: Parts> Host<P> {
             spec,
             env_given,
         })
+    }
+
+    /// The MCS level of `id`: none without SELinux; else the one it has, or a new one no
+    /// other container has ([`mcs::pick`]).
+    fn selinux_level(
+        &self,
+        id: &ContainerId,
+        old: Option<&ContainerSpec>,
+    ) -> anyhow::Result<Option<McsLevel>> {
+        if self.selinux == Selinux::Disabled {
+            return Ok(None);
+        }
+        if let Some(level) = old.and_then(|o| o.selinux_level) {
+            return Ok(Some(level));
+        }
+        let taken = self.levels_in_use(id)?;
+        mcs::pick(id, &taken)
+            .map(Some)
+            .context("every SELinux MCS level is in use by another container")
+    }
+
+    /// The levels of every other installed container. A spec that cannot be read is
+    /// skipped: it has no level to keep.
+    fn levels_in_use(&self, id: &ContainerId) -> anyhow::Result<Vec<McsLevel>> {
+        let dir = self.paths.specs_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            r => r.with_context(|| format!("listing {}", dir.display()))?,
+        };
+        let mut taken = vec![];
+        for entry in entries {
+            let path = entry?.path();
+            let other = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<ContainerId>().ok());
+            match other {
+                Some(other) if &other != id => {
+                    if let Ok(spec) = ContainerSpec::load(&self.paths, &other) {
+                        taken.extend(spec.selinux_level);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(taken)
     }
 
     pub(crate) async fn pull_if_missing(
@@ -253,3 +304,6 @@ impl Drop for PartialInstall<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

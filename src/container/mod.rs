@@ -1,6 +1,7 @@
 //! Containers: what the agent reports about them and the operations on them.
 
 pub mod environment;
+pub mod hardening;
 pub mod health;
 pub mod history;
 pub mod host;
@@ -13,6 +14,7 @@ pub mod linker;
 pub mod list;
 pub mod lock;
 pub mod logs;
+pub mod mcs;
 pub mod ports;
 pub mod probe;
 pub mod spec;

@@ -2,12 +2,14 @@
 //! stored as `specs/<id>.json` and rendered into its unit.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::str::FromStr;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::environment::EnvironmentBody;
+use super::hardening::{self, Relax};
 use super::health::HealthCheck;
 use super::ports::{PortPair, PortRequest};
 use super::probe::{InvalidProbe, ReadyProbe, Wait};
@@ -45,6 +47,17 @@ pub enum InvalidField {
     /// A volume is malformed.
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    /// A relaxation of the container defaults is unknown.
+    #[error(
+        "'{0}' is not something to relax: expected new-privileges, net-raw, pids-limit, privileged-ports"
+    )]
+    Relax(String),
+    /// A host port below 1024 was asked for without relaxing the default.
+    #[error(
+        "host port {0} is below 1024, where system services listen: to publish it anyway, \
+         install with --relax privileged-ports (\"Relax\": [\"privileged-ports\"])"
+    )]
+    PrivilegedPort(u16),
     /// A geard option this agent does not carry out.
     #[error("{0} is not supported by this agent")]
     Unsupported(&'static str),
@@ -328,6 +341,13 @@ pub struct InstallRequest {
     /// "5s", "Failures": 3}`); failures in a row restart it unless `Restart` is `no`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// Container defaults to do without (`new-privileges`, `net-raw`, `pids-limit`,
+    /// `privileged-ports`); see [`super::hardening`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relax: Vec<Relax>,
+    /// The bound on its processes (default [`super::hardening::DEFAULT_PIDS_LIMIT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<NonZeroU32>,
     /// geard's fields that gear has no use for, or does not support yet: accepted while
     /// they ask for nothing ([`InstallRequest::check`] refuses what they would ask for).
     #[serde(default, skip_serializing)]
@@ -361,6 +381,8 @@ impl InstallRequest {
             ready: None,
             drain_timeout: None,
             health: None,
+            relax: vec![],
+            pids_limit: None,
             simple: false,
             socket_activation: false,
             skip_socket_proxy: false,
@@ -401,7 +423,7 @@ impl InstallRequest {
         {
             return Err(InvalidField::Drain(w));
         }
-        Ok(())
+        hardening::check_ports(&self.ports, &self.relax)
     }
 
     /// The volumes asked for, both forms together; `None` when neither form names any
@@ -470,6 +492,19 @@ pub struct ContainerSpec {
     /// Its health check, with its port named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// The container defaults it does without ([`super::hardening`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relax: Vec<Relax>,
+    /// Its bound on processes, when not the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<NonZeroU32>,
+    /// Its own SELinux MCS level, when the host has SELinux ([`super::mcs`]).
+    #[serde(
+        default,
+        rename = "SELinuxLevel",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub selinux_level: Option<super::mcs::McsLevel>,
 }
 
 impl ContainerSpec {

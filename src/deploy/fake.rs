@@ -256,6 +256,9 @@ impl Agents for FakeAgents {
                 ready: None,
                 drain_timeout: None,
                 health: None,
+                relax: vec![],
+                pids_limit: None,
+                selinux_level: None,
             };
             let active = old.is_some_and(|c| c.active);
             h.containers

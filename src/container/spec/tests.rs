@@ -162,3 +162,25 @@ fn isolate_is_carried_out_now() {
     assert!(req.isolate);
     req.check().unwrap();
 }
+
+#[test]
+fn host_ports_below_1024_are_refused_unless_relaxed() {
+    let low: InstallRequest =
+        serde_json::from_str(r#"{"Image":"a","Ports":[{"Internal":80,"External":80}]}"#).unwrap();
+    let err = low.check().unwrap_err().to_string();
+    assert!(
+        err.contains("host port 80") && err.contains("--relax privileged-ports"),
+        "{err}"
+    );
+    let asked: InstallRequest = serde_json::from_str(
+        r#"{"Image":"a","Ports":[{"Internal":80,"External":80}],"Relax":["privileged-ports"]}"#,
+    )
+    .unwrap();
+    asked.check().unwrap();
+    // A container port below 1024 on an allocated host port needs nothing.
+    let internal: InstallRequest =
+        serde_json::from_str(r#"{"Image":"a","Ports":[{"Internal":80}]}"#).unwrap();
+    internal.check().unwrap();
+    assert!(serde_json::from_str::<InstallRequest>(r#"{"Image":"a","Relax":["root"]}"#).is_err());
+    assert!(serde_json::from_str::<InstallRequest>(r#"{"Image":"a","PidsLimit":0}"#).is_err());
+}
