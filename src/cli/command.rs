@@ -59,7 +59,7 @@ pub enum Command {
     /// The container runs as the systemd unit ctr-ID.service. An update takes effect at
     /// the next start; with --start, an update of a running container takes effect now,
     /// switched without refusing a connection.
-    Install(InstallArgs),
+    Install(Box<InstallArgs>),
     /// Start containers (and start them at every boot).
     Start {
         /// Containers, as HOST[:PORT]/ID.
