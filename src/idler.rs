@@ -7,6 +7,7 @@
 //! once, all together, when their container's wake ends.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,14 @@ pub struct Idler<P: Parts> {
     quiet_until: Option<Instant>,
     /// Where open connections to a container are seen.
     sockets: Box<dyn SocketTables>,
+    /// Frozen idle containers by (bridge address, internal port), as of the last tick: a
+    /// SYN Docker's DNAT already sent on carries these, not the published port.
+    frozen: HashMap<(IpAddr, u16), ContainerId>,
+    /// Such SYNs found in no map yet, with when they came and whether a tick has looked
+    /// since: a container frozen since the last tick is in the next one's map; a stopped
+    /// container being woken has DNAT rules before it listens, so SYNs for it can come
+    /// this way too, and wait until no wake is under way.
+    unresolved: Vec<(Held, Instant, bool)>,
     events: UnboundedSender<Event>,
 }
 
@@ -99,6 +108,8 @@ impl<P: Parts> Idler<P> {
             budget: WakeBudget::new(wakes),
             quiet_until: None,
             sockets: Box::new(ProcNet),
+            frozen: HashMap::new(),
+            unresolved: Vec::new(),
             events,
         };
         (idler, rx)
@@ -124,10 +135,46 @@ impl<P: Parts> Idler<P> {
 
     /// A held SYN: let it go unless it is for an idle container, which it then wakes.
     pub fn packet(&mut self, held: Held, queue: &impl PacketQueue) {
-        let Some((id, _internal)) = PortNumber::try_from(held.port)
-            .ok()
-            .and_then(|port| self.owner(port))
-        else {
+        let owner = if held.translated {
+            let found = held
+                .dest
+                .and_then(|dest| self.frozen.get(&(dest, held.port)).cloned());
+            if found.is_none() {
+                // Frozen since the last tick, or for a container being woken: kept.
+                return self.unresolved.push((held, Instant::now(), false));
+            }
+            found
+        } else {
+            PortNumber::try_from(held.port)
+                .ok()
+                .and_then(|port| self.owner(port))
+                .map(|(id, _internal)| id)
+        };
+        self.wake_for(owner, held, queue);
+    }
+
+    /// Looks up again the SYNs [`Idler::packet`] could not place (`ticked`: a tick has
+    /// just made the map). One still unknown goes on once a tick has looked and no wake
+    /// is under way, or after `--wake-timeout`.
+    pub fn retry_unresolved(&mut self, queue: &impl PacketQueue, ticked: bool) {
+        for (held, since, looked) in std::mem::take(&mut self.unresolved) {
+            let looked = looked || ticked;
+            let owner = held
+                .dest
+                .and_then(|dest| self.frozen.get(&(dest, held.port)).cloned());
+            let waiting =
+                !looked || (!self.waking.is_empty() && since.elapsed() < self.opts.wake_timeout);
+            if owner.is_none() && waiting {
+                self.unresolved.push((held, since, looked));
+            } else {
+                self.wake_for(owner, held, queue);
+            }
+        }
+    }
+
+    /// Wakes `owner` for `held`, or lets `held` go.
+    fn wake_for(&mut self, owner: Option<ContainerId>, held: Held, queue: &impl PacketQueue) {
+        let Some(id) = owner else {
             // Not a gear port (a stale rule; the next tick removes it).
             return queue.release(vec![held.token]);
         };
@@ -189,6 +236,31 @@ impl<P: Parts> Idler<P> {
         });
     }
 
+    /// The frozen idle containers among `ids`, by (bridge address, internal port).
+    async fn frozen_addresses(
+        &self,
+        ids: &BTreeSet<ContainerId>,
+    ) -> HashMap<(IpAddr, u16), ContainerId> {
+        let mut frozen = HashMap::new();
+        for id in ids {
+            if !matches!(marked(&self.host.paths, id), Ok(Some(IdleMode::Freeze))) {
+                continue;
+            }
+            let (Ok(spec), Ok(Some(info))) = (
+                self.host.spec(id),
+                self.host.docker.inspect(&docker_name(id)).await,
+            ) else {
+                continue;
+            };
+            if let Some(ip) = info.ip {
+                for p in spec.ports_in_use() {
+                    frozen.insert((ip, p.internal.get()), id.clone());
+                }
+            }
+        }
+        frozen
+    }
+
     /// Who publishes `port`.
     fn owner(&self, port: PortNumber) -> Option<(ContainerId, PortNumber)> {
         match Ports::new(&self.host.paths, PortRange::default()).owner(port) {
@@ -223,6 +295,8 @@ impl<P: Parts> Idler<P> {
                         self.failed.insert(id, Instant::now());
                     }
                 }
+                // SYNs that came through the DNAT rules of a container being woken.
+                self.retry_unresolved(queue, false);
             }
             Event::Idled { id, error } => {
                 self.busy.remove(&id);
@@ -236,6 +310,7 @@ impl<P: Parts> Idler<P> {
 
     /// Lets every waiting packet go (on the way out).
     pub fn release_all(&mut self, queue: &impl PacketQueue) {
+        queue.release(self.unresolved.drain(..).map(|(h, _, _)| h.token).collect());
         for (_, waiting) in self.waking.drain() {
             queue.release(waiting);
         }
@@ -252,6 +327,7 @@ impl<P: Parts> Idler<P> {
         let host = self.host.clone();
         let listing = firewall::listing(&self.host.firewall).await?;
         let installed: BTreeSet<ContainerId> = installed(&host.paths)?.into_iter().collect();
+        self.frozen = self.frozen_addresses(&installed).await;
         // Containers gone while the idler was away still have rules to remove.
         let candidates: BTreeSet<ContainerId> = installed
             .iter()
@@ -367,6 +443,7 @@ pub async fn run<P: Parts, Q: PacketQueue>(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let tick = opts.tick;
+    firewall::retire_raw(&host.firewall).await?;
     // Health checks in a task of their own: a slow check must not delay a held SYN.
     let checks = tokio::spawn(check_health(host.clone(), tick));
     let (mut idler, mut events) = Idler::new(host, opts);
@@ -384,8 +461,14 @@ pub async fn run<P: Parts, Q: PacketQueue>(
             },
             Some(event) = events.recv() => idler.event(event, &queue),
             _ = interval.tick() => match idler.tick(Instant::now()).await {
-                Ok((idle, watched)) => notify::status(&format!("{idle} idle, {watched} watched")),
-                Err(e) => log::warn!("reconciling: {e:#}"),
+                Ok((idle, watched)) => {
+                    idler.retry_unresolved(&queue, true);
+                    notify::status(&format!("{idle} idle, {watched} watched"));
+                }
+                Err(e) => {
+                    idler.retry_unresolved(&queue, true);
+                    log::warn!("reconciling: {e:#}");
+                }
             },
             () = &mut shutdown => break Ok(()),
         }

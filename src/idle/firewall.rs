@@ -1,4 +1,4 @@
-//! The idler's rules in the host's `raw` tables, IPv4 and IPv6, read and changed through
+//! The idler's rules in the host's `security` tables, IPv4 and IPv6, read and changed through
 //! the [`crate::netfilter`] seam. Both families get the same rules: a published port is
 //! reached through `127.0.0.1` and `[::1]` alike (docker-proxy listens on `[::]` too), so
 //! both must hold first SYNs and count traffic.
@@ -34,8 +34,23 @@ fn families(fw: &impl Firewall) -> impl Iterator<Item = Family> + '_ {
 /// The idler's rules in one family.
 async fn listing_of(fw: &impl Firewall, family: Family) -> anyhow::Result<Listing> {
     Ok(rules::parse_save(
-        &fw.save(Namespace::Host, family, "raw").await?,
+        &fw.save(Namespace::Host, family, rules::TABLE).await?,
     ))
+}
+
+/// Takes the idler's chain out of the `raw` tables, where earlier versions put it (it would
+/// hold and count packets before the host's firewall decides on them).
+pub async fn retire_raw(fw: &impl Firewall) -> anyhow::Result<()> {
+    for family in families(fw) {
+        let saved = fw.save(Namespace::Host, family, "raw").await?;
+        if let Some(script) = rules::retire_raw(&saved) {
+            fw.restore(Namespace::Host, family, &script)
+                .await
+                .with_context(|| format!("removing the idler's old {family} raw rules"))?;
+            log::info!("moved the idler's {family} rules from the raw table to security");
+        }
+    }
+    Ok(())
 }
 
 /// Makes the rules of the containers in `scope` exactly `want`, in every family (rules of
@@ -110,7 +125,7 @@ mod tests {
         sync_one(&fw, &b, &[rule(Kind::Count, "web-2", 4001)])
             .await
             .unwrap();
-        assert_eq!(fw.rule_lines().len(), 4, "{:?}", fw.rule_lines());
+        assert_eq!(fw.rule_lines().len(), 5, "{:?}", fw.rule_lines());
         // Again: nothing to do, no script.
         let before = fw.scripts.lock().unwrap().len();
         sync_one(&fw, &a, &[rule(Kind::Hold, "web-1", 4000)])
@@ -135,7 +150,10 @@ mod tests {
         // A full sync removes the rules of containers nobody wants any more.
         sync(&fw, None, &[]).await.unwrap();
         assert!(listing(&fw).await.unwrap().rules.is_empty());
-        assert_eq!(listing(&fw).await.unwrap().jumps, ["OUTPUT", "PREROUTING"]);
+        assert_eq!(
+            listing(&fw).await.unwrap().jumps,
+            ["OUTPUT", "FORWARD", "INPUT"]
+        );
     }
 
     #[tokio::test]
@@ -147,7 +165,7 @@ mod tests {
             .unwrap();
         // The same rule, chain and jumps in ip6tables as in iptables.
         assert_eq!(fw.rule_lines(), fw.rule_lines_v6());
-        assert_eq!(fw.rule_lines_v6().len(), 3, "{:?}", fw.rule_lines_v6());
+        assert_eq!(fw.rule_lines_v6().len(), 4, "{:?}", fw.rule_lines_v6());
         fw.count_in(Family::V4, "gear-count:web-1", 2);
         fw.count_in(Family::V6, "gear-count:web-1", 3);
         assert_eq!(listing(&fw).await.unwrap().counted(&a), Some(5));
@@ -162,7 +180,7 @@ mod tests {
         assert_eq!(fw.rule_lines(), fw.rule_lines_v6());
         sync_one(&fw, &a, &[]).await.unwrap();
         assert_eq!(listing(&fw).await.unwrap().of(&a).count(), 0);
-        assert_eq!(fw.rule_lines_v6().len(), 2, "only the jumps stay");
+        assert_eq!(fw.rule_lines_v6().len(), 3, "only the jumps stay");
     }
 
     #[tokio::test]

@@ -21,11 +21,20 @@ use anyhow::Context as _;
 pub struct Held {
     /// Names the packet in [`PacketQueue::release`].
     pub token: u64,
-    /// Its TCP destination port (a published host port).
+    /// Its TCP destination port: a published host port, or, when `translated`, the
+    /// container's internal port.
     pub port: u16,
     /// Who sent it, when the header says.
     pub source: Option<IpAddr>,
+    /// Where it goes, when the header says: a container's address when `translated`.
+    pub dest: Option<IpAddr>,
+    /// Docker's DNAT already sent it on to a container (it was held at `FORWARD` or
+    /// `OUTPUT`, not `INPUT`): `port` and `dest` are the container's.
+    pub translated: bool,
 }
+
+/// The netfilter hook number of `INPUT` (`NF_INET_LOCAL_IN`).
+const HOOK_INPUT: u8 = 1;
 
 /// Where held packets come from.
 pub trait PacketQueue: Send + 'static {
@@ -54,13 +63,23 @@ pub fn tcp_dport(packet: &[u8]) -> Option<u16> {
 
 /// The source address of an IPv4 or IPv6 packet.
 pub fn ip_source(packet: &[u8]) -> Option<IpAddr> {
+    ip_address(packet, 12, 8)
+}
+
+/// The destination address of an IPv4 or IPv6 packet.
+pub fn ip_dest(packet: &[u8]) -> Option<IpAddr> {
+    ip_address(packet, 16, 24)
+}
+
+/// The address at byte `v4` of an IPv4 header or `v6` of an IPv6 one.
+fn ip_address(packet: &[u8], v4: usize, v6: usize) -> Option<IpAddr> {
     match packet.first()? >> 4 {
         4 => {
-            let b: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            let b: [u8; 4] = packet.get(v4..v4 + 4)?.try_into().ok()?;
             Some(IpAddr::from(b))
         }
         6 => {
-            let b: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            let b: [u8; 16] = packet.get(v6..v6 + 16)?.try_into().ok()?;
             Some(IpAddr::from(b))
         }
         _ => None,
@@ -152,12 +171,16 @@ fn pump(
             Ok(msg) => match tcp_dport(msg.get_payload()) {
                 Some(port) => {
                     next_token += 1;
-                    let source = ip_source(msg.get_payload());
+                    let payload = msg.get_payload();
+                    let (source, dest) = (ip_source(payload), ip_dest(payload));
+                    let translated = msg.get_hook() != HOOK_INPUT;
                     if held_tx
                         .send(Held {
                             token: next_token,
                             port,
                             source,
+                            dest,
+                            translated,
                         })
                         .is_err()
                     {
@@ -239,7 +262,7 @@ pub mod fake {
 
 #[cfg(test)]
 mod tests {
-    use super::{ip_source, tcp_dport};
+    use super::{ip_dest, ip_source, tcp_dport};
 
     #[test]
     fn finds_the_destination_port() {
@@ -272,6 +295,13 @@ mod tests {
         );
         assert_eq!(ip_source(&from), Some("2001:db8::7".parse().unwrap()));
         assert_eq!(ip_source(&v4[..15]), None);
+        let mut to = v4.clone();
+        to[16..20].copy_from_slice(&[10, 213, 0, 2]);
+        assert_eq!(ip_dest(&to), Some("10.213.0.2".parse().unwrap()));
+        let mut to6 = v6.clone();
+        to6[24..40].copy_from_slice(&"fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        assert_eq!(ip_dest(&to6), Some("fd00::2".parse().unwrap()));
+        assert_eq!(ip_dest(&v4[..19]), None);
         assert_eq!(ip_source(&[0x20]), None);
     }
 }

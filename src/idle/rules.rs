@@ -1,10 +1,15 @@
 //! The idler's iptables rules, as data: rendering, parsing `iptables-save -c`, and planning
 //! one `iptables-restore --noflush` script. Pure: no I/O.
 //!
-//! Everything lives in one chain of the `raw` table, [`CHAIN`], jumped to from `PREROUTING`
-//! (traffic from other hosts and from containers) and `OUTPUT` (the host's own), so the
-//! rules see a packet before conntrack and Docker's DNAT, with the published host port still
-//! in it. Per published port of a container there is one rule, tagged with the container:
+//! Everything lives in one chain of the `security` table, [`CHAIN`]. That table runs after
+//! the `filter` table and after firewalld's (nftables, filter priority + 10), and after
+//! routing and its reverse-path filter, so the rules only see packets the host's firewall
+//! let through. It is jumped to from `INPUT` (connections to the host: a stopped container's
+//! port, docker-proxy), and from `FORWARD` and `OUTPUT` for connections Docker's DNAT sent on
+//! to a container (from other hosts, and the host's own to its non-loopback addresses).
+//! DNAT has already changed the destination there, so a rule matches the *original*
+//! destination port, the published host port, in the connection's conntrack entry. Per
+//! published port of a container there is one rule, tagged with the container:
 //!
 //! - `gear-idle:<id>` holds the first SYN of a connection to an idle container: NFQUEUE with
 //!   `--queue-bypass`, so when no idler listens the packet goes on (and meets a refusal)
@@ -12,19 +17,40 @@
 //! - `gear-count:<id>` has no target: its packet counter is how the idler sees traffic to a
 //!   running container with an idle policy.
 //!
-//! Only packets for local addresses match (`addrtype LOCAL`): a container of this host that
-//! connects to the same port number on another host is not mistaken for a client.
+//! Only the original direction of a connection counts (`--ctdir ORIGINAL`), and only
+//! connections *to* this host jump to the chain (INPUT, or DNAT), so a container of this
+//! host, or the host itself, connecting to the same port number on another host is not
+//! mistaken for a client.
 
 use std::collections::BTreeMap;
 
 use crate::id::ContainerId;
 use crate::port::PortNumber;
 
-/// The idler's chain in the `raw` table.
+/// The table the idler's rules are in.
+pub const TABLE: &str = "security";
+
+/// The idler's chain in [`TABLE`].
 pub const CHAIN: &str = "GEAR-IDLE";
 
-/// The built-in chains that jump to [`CHAIN`].
-pub const HOOKS: [&str; 2] = ["PREROUTING", "OUTPUT"];
+/// Only connections that Docker's DNAT sent on jump from `FORWARD` and `OUTPUT`.
+const DNAT: &str = "-m conntrack --ctstate DNAT";
+
+/// The built-in chains that jump to [`CHAIN`], each with the match before its `-j`.
+pub const HOOKS: [(&str, &str); 3] = [("INPUT", ""), ("FORWARD", DNAT), ("OUTPUT", DNAT)];
+
+/// Where the idler's rules were before they moved to [`TABLE`]: the `raw` table, jumped to
+/// from these chains. [`retire_raw`] takes them away.
+pub const RAW_HOOKS: [&str; 2] = ["PREROUTING", "OUTPUT"];
+
+/// A hook's jump, as `iptables-save` prints it after `-A HOOK `.
+fn jump(condition: &str) -> String {
+    if condition.is_empty() {
+        format!("-j {CHAIN}")
+    } else {
+        format!("{condition} -j {CHAIN}")
+    }
+}
 
 /// The NFQUEUE number held SYNs wait in (gear-api's port number: easy to recognise).
 pub const QUEUE: u16 = 43273;
@@ -63,10 +89,10 @@ impl Rule {
     /// `-D` with the same text finds it.
     pub fn spec(&self) -> String {
         let m = format!(
-            "-p tcp -m tcp --dport {}{} -m addrtype --dst-type LOCAL -m comment --comment \"{}{}\"",
+            "-p tcp -m conntrack --ctorigdstport {} --ctdir ORIGINAL{} -m comment --comment \"{}{}\"",
             self.port,
             match self.kind {
-                Kind::Hold => " --tcp-flags FIN,SYN,RST,ACK SYN",
+                Kind::Hold => " -m tcp --tcp-flags FIN,SYN,RST,ACK SYN",
                 Kind::Count => "",
             },
             self.kind.tag(),
@@ -79,7 +105,7 @@ impl Rule {
     }
 }
 
-/// What `iptables-save -t raw -c` says about the idler's rules.
+/// What `iptables-save -t security -c` says about the idler's rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {
     /// [`CHAIN`] exists.
@@ -119,7 +145,7 @@ impl Listing {
     }
 }
 
-/// Reads the output of `iptables-save -t raw [-c]`. Lines that are not the idler's are
+/// Reads the output of `iptables-save -t security [-c]`. Lines that are not the idler's are
 /// skipped: the rest of the table belongs to others.
 pub fn parse_save(text: &str) -> Listing {
     let mut listing = Listing::default();
@@ -144,7 +170,10 @@ pub fn parse_save(text: &str) -> Listing {
             continue;
         };
         let words: Vec<&str> = rest.split_whitespace().collect();
-        if HOOKS.contains(&words[0]) && words[1..] == ["-j", CHAIN] {
+        if HOOKS
+            .iter()
+            .any(|(hook, cond)| *hook == words[0] && words[1..].join(" ") == jump(cond))
+        {
             listing.jumps.push(words[0].to_string());
         } else if words[0] == CHAIN
             && let Some(rule) = parse_rule(&words)
@@ -161,7 +190,7 @@ fn parse_rule(words: &[&str]) -> Option<Rule> {
         words.get(i + 1).map(|w| w.trim_matches('"'))
     };
     let comment = after("--comment")?;
-    let port = after("--dport")?.parse().ok()?;
+    let port = after("--ctorigdstport")?.parse().ok()?;
     let (kind, id) = if let Some(id) = comment.strip_prefix(Kind::Hold.tag()) {
         (Kind::Hold, id)
     } else {
@@ -191,9 +220,9 @@ pub fn plan(listing: &Listing, add: &[Rule], remove: &[Rule]) -> Option<String> 
         if !listing.chain {
             lines.push(format!(":{CHAIN} - [0:0]"));
         }
-        for hook in HOOKS {
+        for (hook, cond) in HOOKS {
             if !listing.jumps.iter().any(|j| j == hook) {
-                lines.push(format!("-I {hook} 1 -j {CHAIN}"));
+                lines.push(format!("-I {hook} 1 {}", jump(cond)));
             }
         }
     }
@@ -208,6 +237,28 @@ pub fn plan(listing: &Listing, add: &[Rule], remove: &[Rule]) -> Option<String> 
     if lines.is_empty() {
         return None;
     }
+    Some(format!("*{TABLE}\n{}\nCOMMIT\n", lines.join("\n")))
+}
+
+/// The script that takes the idler's chain out of the `raw` table, where it was before,
+/// given `iptables-save -t raw`; `None` when it is not there. Left there, its hold rules
+/// would still wake containers for packets the firewall drops.
+pub fn retire_raw(saved: &str) -> Option<String> {
+    if !saved.lines().any(|l| l.starts_with(&format!(":{CHAIN} "))) {
+        return None;
+    }
+    let mut lines: Vec<String> = RAW_HOOKS
+        .iter()
+        .filter(|hook| {
+            saved.lines().any(|l| {
+                let l = l.split_once("] ").map_or(l, |(_, rest)| rest);
+                l == format!("-A {hook} -j {CHAIN}")
+            })
+        })
+        .map(|hook| format!("-D {hook} -j {CHAIN}"))
+        .collect();
+    lines.push(format!("-F {CHAIN}"));
+    lines.push(format!("-X {CHAIN}"));
     Some(format!("*raw\n{}\nCOMMIT\n", lines.join("\n")))
 }
 

@@ -82,6 +82,8 @@ impl Bed {
             token,
             port: self.external,
             source: None,
+            dest: None,
+            translated: false,
         }
     }
 
@@ -190,6 +192,8 @@ async fn other_ports_and_stopped_containers_pass() {
         token: 7,
         port: 9,
         source: None,
+        dest: None,
+        translated: false,
     };
     b.idler.packet(other, &b.queue);
     // A stopped (not idle) container: its SYN goes on to a refusal, no start.
@@ -331,4 +335,60 @@ async fn wakes_past_a_sources_budget_are_refused_and_start_nothing() {
     b.next_event().await;
     assert_eq!(b.released(), [1, 2, 3]);
     assert_eq!(starts(&b), before + 1);
+}
+
+#[tokio::test]
+async fn a_syn_after_dnat_finds_its_frozen_container_by_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = bed(dir.path()).await;
+    let lock = b.host.lock(&id()).await.unwrap();
+    b.host.idle_locked(&lock, IdleMode::Freeze).await.unwrap();
+    drop(lock);
+    // Held at FORWARD: the container's address and internal port, not the published port.
+    let internal = b._app.local_addr().unwrap().port();
+    let after_dnat = |token, dest: &str| Held {
+        token,
+        port: internal,
+        source: None,
+        dest: Some(dest.parse().unwrap()),
+        translated: true,
+    };
+    // Frozen since the last tick: kept until the next one has looked.
+    b.idler.packet(after_dnat(1, "127.0.0.1"), &b.queue);
+    // Nobody's address: let go once a tick has looked and no wake is under way.
+    b.idler.packet(after_dnat(2, "10.9.9.9"), &b.queue);
+    assert!(b.released().is_empty());
+    b.idler.tick(Instant::now()).await.unwrap();
+    b.idler.retry_unresolved(&b.queue, true);
+    assert!(b.released().is_empty(), "web-1 wakes: {:?}", b.released());
+    b.next_event().await;
+    assert_eq!(b.released(), [1, 2]);
+    assert_eq!(marked(&b.host.paths, &id()).unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_syn_after_dnat_waits_while_a_stopped_container_wakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = bed(dir.path()).await;
+    let lock = b.host.lock(&id()).await.unwrap();
+    b.host.idle_locked(&lock, IdleMode::Stop).await.unwrap();
+    drop(lock);
+    // The first SYN wakes it; its DNAT rules come before it listens, so a second client's
+    // SYN is held at FORWARD, in no map (web-1 is not frozen).
+    b.idler.packet(b.held(1), &b.queue);
+    let after_dnat = Held {
+        token: 2,
+        port: b._app.local_addr().unwrap().port(),
+        source: None,
+        dest: Some("127.0.0.1".parse().unwrap()),
+        translated: true,
+    };
+    b.idler.packet(after_dnat, &b.queue);
+    // A tick during the wake lets neither go.
+    b.idler.tick(Instant::now()).await.unwrap();
+    b.idler.retry_unresolved(&b.queue, true);
+    assert!(b.released().is_empty(), "{:?}", b.released());
+    // Once the wake ends, both go.
+    b.next_event().await;
+    assert_eq!(b.released(), [1, 2]);
 }

@@ -33,18 +33,18 @@ fn key(ns: Namespace, family: Family, table: &str) -> (String, String) {
 }
 
 impl FakeFirewall {
-    /// Adds `n` packets to every rule of the host's IPv4 `raw` table whose text contains
+    /// Adds `n` packets to every rule of the host's IPv4 `security` table whose text contains
     /// `needle`.
     pub fn count(&self, needle: &str, n: u64) {
         self.count_in(Family::V4, needle, n)
     }
 
-    /// Adds `n` packets to every rule of the host's `raw` table of `family` whose text
+    /// Adds `n` packets to every rule of the host's `security` table of `family` whose text
     /// contains `needle`.
     pub fn count_in(&self, family: Family, needle: &str, n: u64) {
         let mut tables = self.tables.lock().unwrap();
         let raw = tables
-            .entry(key(Namespace::Host, family, "raw"))
+            .entry(key(Namespace::Host, family, "security"))
             .or_default();
         for (p, line) in raw.lines.iter_mut() {
             if line.contains(needle) {
@@ -67,14 +67,14 @@ impl FakeFirewall {
             .unwrap_or_default()
     }
 
-    /// The rule lines of the host's IPv4 `raw` table (the idler's).
+    /// The rule lines of the host's IPv4 `security` table (the idler's).
     pub fn rule_lines(&self) -> Vec<String> {
-        self.lines_of(Namespace::Host, "raw")
+        self.lines_of(Namespace::Host, "security")
     }
 
-    /// The rule lines of the host's IPv6 `raw` table.
+    /// The rule lines of the host's IPv6 `security` table.
     pub fn rule_lines_v6(&self) -> Vec<String> {
-        self.lines_in(Namespace::Host, Family::V6, "raw")
+        self.lines_in(Namespace::Host, Family::V6, "security")
     }
 
     /// The IPv4 restore scripts applied in the host's namespace.

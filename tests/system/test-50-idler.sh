@@ -28,8 +28,8 @@ cleanup() {
 trap cleanup EXIT
 
 active() { tb systemctl is-active "ctr-$1.service" || true; }
-hold_rules() { tb sh -c "iptables-save -t raw | grep -c 'gear-idle:$1\"' || true"; }
-hold_rules6() { tb sh -c "ip6tables-save -t raw | grep -c 'gear-idle:$1\"' || true"; }
+hold_rules() { tb sh -c "iptables-save -t security | grep -c 'gear-idle:$1\"' || true"; }
+hold_rules6() { tb sh -c "ip6tables-save -t security | grep -c 'gear-idle:$1\"' || true"; }
 idle_mark() { tb cat "/var/lib/containers/idle/$1" 2>/dev/null || echo none; }
 idler_log() { tb journalctl -b -u gear-idler.service -o cat; }
 # For wait_until (it runs shell functions too).
@@ -182,7 +182,7 @@ assert_eq active "$(active idle-1)"
 
 step "delete removes all its rules"
 tb gear delete localhost/doomed >/dev/null
-assert_eq 0 "$(tb sh -c "iptables-save -t raw | grep -c 'doomed' || true")"
+assert_eq 0 "$(tb sh -c "iptables-save -t security | grep -c 'doomed' || true")"
 assert_eq none "$(idle_mark doomed)"
 
 step "a reboot keeps the idle container down until its first connection"
@@ -195,4 +195,4 @@ assert_eq stop "$(idle_mark idle-1)"
 assert_eq "$page" "$(tb curl -fsS -m 30 http://127.0.0.1:$port/)"
 assert_eq active "$(active idle-1)"
 tb gear delete localhost/idle-1 >/dev/null
-assert_eq 0 "$(tb sh -c "iptables-save -t raw | grep -c 'gear-' || true")" "rules left after delete"
+assert_eq 0 "$(tb sh -c "iptables-save -t security | grep -c 'gear-' || true")" "rules left after delete"
