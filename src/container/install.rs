@@ -38,17 +38,19 @@ impl<P: Parts> Host<P> {
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Installed, Error> {
         let started = req.started;
-        let w = self.write_install(lock, req, progress).await?;
         let id = lock.id();
+        // The version running now, whose image an undo must run again by its id.
+        let before = History::load(&self.paths, id)?.versions.pop();
+        let w = self.write_install(lock, req, progress).await?;
         // An update of a running container asked to run applies now, by a switch that
         // refuses no connection; otherwise it applies at the next start.
         let changed = w.old.as_ref().is_some_and(|o| !same(o, &w.spec)) || w.env_given;
         if started && w.running && changed && self.switchable(id).await? {
             // Should the new container not get ready, the old spec goes back.
-            let undo = w
-                .old
-                .as_ref()
-                .map(|o| super::history::request_of(o, o.image.clone(), false));
+            let undo = match &w.old {
+                Some(o) => Some(self.undo_request(o, before.as_ref()).await),
+                None => None,
+            };
             self.switch_locked(lock, &crate::idle::connections::ProcNet, undo)
                 .await?;
         } else if started {
@@ -59,6 +61,31 @@ impl<P: Parts> Host<P> {
             ports: w.spec.ports,
             started,
         })
+    }
+
+    /// The request that installs `old` again, from the image it ran: the id recorded with
+    /// its version (`before`), as `gear rollback` does, so that a tag the update re-pointed
+    /// does not bring the new image back. Without a record of it, its image reference.
+    async fn undo_request(
+        &self,
+        old: &ContainerSpec,
+        before: Option<&super::history::Version>,
+    ) -> InstallRequest {
+        let image = match before.filter(|v| same(&v.spec, old)) {
+            Some(v) => match self.kept_image(v).await {
+                Ok(image) => image,
+                Err(e) => {
+                    log::warn!(
+                        "the image version {} ran: {e}; an undo uses {}",
+                        v.version,
+                        old.image
+                    );
+                    old.image.clone()
+                }
+            },
+            None => old.image.clone(),
+        };
+        super::history::request_of(old, image, false)
     }
 
     /// Writes what an install asks for (its files, reservations, unit and kept version)
