@@ -45,7 +45,7 @@ pub enum Command {
     /// The container runs as the systemd unit ctr-ID.service. An update takes effect at
     /// the next start; with --start, an update of a running container takes effect now,
     /// switched without refusing a connection.
-    Install(InstallArgs),
+    Install(Box<InstallArgs>),
     /// Start containers (and start them at every boot).
     Start {
         /// Containers, as HOST[:PORT]/ID.
@@ -372,6 +372,11 @@ pub struct InstallArgs {
     /// How many failed checks in a row restart it (default 3; not with --restart no).
     #[arg(long, value_name = "N")]
     pub health_failures: Option<u32>,
+    /// After an update that switches to the new container (--start, a running container),
+    /// watch it for DURATION (default 60s, 1s to 1h): should it fail its health checks or
+    /// stop running, switch the previous version back in and exit non-zero, saying why.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "60s")]
+    pub verify: Option<crate::container::probe::Wait>,
 }
 
 /// The variables of an `--env-file` (none without one).
@@ -410,6 +415,7 @@ impl InstallArgs {
             ready: self.ready_probe()?,
             drain_timeout: self.drain_timeout,
             health: self.health_check()?,
+            verify: self.verify,
             ..InstallRequest::new(self.image.clone())
         })
     }
@@ -476,6 +482,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Install(args) => {
             let body = args.request()?;
+            // The answer of a verified update comes after its window.
+            let remote = super::Remote {
+                timeout: remote.timeout + body.verify.map_or(Duration::ZERO, |w| w.0),
+                ..remote.clone()
+            };
             install_each(&remote, &args.locators, &body, &mut out, &mut err).await
         }
         Command::Start { locators } => {

@@ -27,7 +27,14 @@ impl<P: Parts> Host<P> {
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Installed, Error> {
         let lock = self.lock(id).await?;
-        self.install_locked(&lock, req, progress).await
+        let verify = req.verify;
+        let (installed, undo) = self.install_switched(&lock, req, progress).await?;
+        // Only an update that switched has a previous version running just before.
+        if let (Some(window), Some(undo)) = (verify, undo) {
+            drop(lock);
+            self.verify_update(id, window.0, undo, progress).await?;
+        }
+        Ok(installed)
     }
 
     /// [`Host::install`] under `lock`.
@@ -37,11 +44,23 @@ impl<P: Parts> Host<P> {
         req: InstallRequest,
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Installed, Error> {
+        Ok(self.install_switched(lock, req, progress).await?.0)
+    }
+
+    /// [`Host::install_locked`], and for an update that switched to a new container, the
+    /// request that installs the previous version again.
+    async fn install_switched(
+        &self,
+        lock: &Lock,
+        req: InstallRequest,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> Result<(Installed, Option<InstallRequest>), Error> {
         let started = req.started;
         let id = lock.id();
         // The version running now, whose image an undo must run again by its id.
         let before = History::load(&self.paths, id)?.versions.pop();
         let w = self.write_install(lock, req, progress).await?;
+        let mut switched = None;
         // An update of a running container asked to run applies now, by a switch that
         // refuses no connection; otherwise it applies at the next start.
         let changed = w.old.as_ref().is_some_and(|o| !same(o, &w.spec)) || w.env_given;
@@ -51,16 +70,18 @@ impl<P: Parts> Host<P> {
                 Some(o) => Some(self.undo_request(o, before.as_ref()).await),
                 None => None,
             };
-            self.switch_locked(lock, &crate::idle::connections::ProcNet, undo)
+            self.switch_locked(lock, &crate::idle::connections::ProcNet, undo.clone())
                 .await?;
+            switched = undo;
         } else if started {
             self.start_locked(lock).await?;
         }
-        Ok(Installed {
+        let installed = Installed {
             id: id.clone(),
             ports: w.spec.ports,
             started,
-        })
+        };
+        Ok((installed, switched))
     }
 
     /// The request that installs `old` again, from the image it ran: the id recorded with
