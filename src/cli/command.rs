@@ -489,6 +489,11 @@ pub struct InstallArgs {
     /// The most processes and threads it may have at once (default 4096).
     #[arg(long, value_name = "N")]
     pub pids_limit: Option<std::num::NonZeroU32>,
+    /// After an update that switches to the new container (--start, a running container),
+    /// watch it for DURATION (default 60s, 1s to 1h): should it fail its health checks or
+    /// stop running, switch the previous version back in and exit non-zero, saying why.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "60s")]
+    pub verify: Option<crate::container::probe::Wait>,
 }
 
 /// The variables of an `--env-file` (none without one).
@@ -529,6 +534,7 @@ impl InstallArgs {
             health: self.health_check()?,
             relax: self.relax.clone(),
             pids_limit: self.pids_limit,
+            verify: self.verify,
             ..InstallRequest::new(self.image.clone())
         })
     }
@@ -603,6 +609,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Install(args) => {
             let body = args.request()?;
+            // The answer of a verified update comes after its window.
+            let remote = super::Remote {
+                timeout: remote.timeout + body.verify.map_or(Duration::ZERO, |w| w.0),
+                ..remote.clone()
+            };
             install_each(&remote, &args.locators, &body, &mut out, &mut err).await
         }
         Command::Start { locators } => {

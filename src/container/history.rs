@@ -199,30 +199,7 @@ impl<P: Parts> Host<P> {
         let lock = self.lock(id).await?;
         let history = self.history(id)?;
         let target = history.target(id, to)?.clone();
-        // The recorded image id, unless the reference still names that very image.
-        let reference = target.spec.image.clone();
-        let image = match (
-            &target.image_id,
-            self.docker.image_id(reference.as_str()).await?,
-        ) {
-            (Some(kept), Some(now)) if *kept == now => reference,
-            (Some(kept), _) => kept.parse().map_err(anyhow::Error::from)?,
-            (None, Some(_)) => reference,
-            (None, None) => {
-                return Err(RollbackError::ImageGone {
-                    version: target.version,
-                    image: reference.to_string(),
-                }
-                .into());
-            }
-        };
-        if !self.docker.image_exists(image.as_str()).await? {
-            return Err(RollbackError::ImageGone {
-                version: target.version,
-                image: image.to_string(),
-            }
-            .into());
-        }
+        let image = self.kept_image(&target).await?;
         let up = self
             .systemd
             .loaded_state(&id.unit_name())
@@ -231,6 +208,33 @@ impl<P: Parts> Host<P> {
         log::info!("rolling {id} back to version {}", target.version);
         self.install_locked(&lock, request_of(&target.spec, image, up), None)
             .await
+    }
+
+    /// The image version `v` ran, for installing it again: its recorded image id, unless
+    /// the reference still names that very image (then the reference, which reads better).
+    /// A tag re-pointed since (say, by the pull of an update) is not followed.
+    pub(crate) async fn kept_image(&self, v: &Version) -> Result<Image, Error> {
+        let reference = v.spec.image.clone();
+        let image = match (&v.image_id, self.docker.image_id(reference.as_str()).await?) {
+            (Some(kept), Some(now)) if *kept == now => reference,
+            (Some(kept), _) => kept.parse().map_err(anyhow::Error::from)?,
+            (None, Some(_)) => reference,
+            (None, None) => {
+                return Err(RollbackError::ImageGone {
+                    version: v.version,
+                    image: reference.to_string(),
+                }
+                .into());
+            }
+        };
+        if !self.docker.image_exists(image.as_str()).await? {
+            return Err(RollbackError::ImageGone {
+                version: v.version,
+                image: image.to_string(),
+            }
+            .into());
+        }
+        Ok(image)
     }
 }
 

@@ -29,7 +29,14 @@ impl<P: Parts> Host<P> {
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Installed, Error> {
         let lock = self.lock(id).await?;
-        self.install_locked(&lock, req, progress).await
+        let verify = req.verify;
+        let (installed, undo) = self.install_switched(&lock, req, progress).await?;
+        // Only an update that switched has a previous version running just before.
+        if let (Some(window), Some(undo)) = (verify, undo) {
+            drop(lock);
+            self.verify_update(id, window.0, undo, progress).await?;
+        }
+        Ok(installed)
     }
 
     /// [`Host::install`] under `lock`.
@@ -39,28 +46,69 @@ impl<P: Parts> Host<P> {
         req: InstallRequest,
         progress: Option<&UnboundedSender<String>>,
     ) -> Result<Installed, Error> {
+        Ok(self.install_switched(lock, req, progress).await?.0)
+    }
+
+    /// [`Host::install_locked`], and for an update that switched to a new container, the
+    /// request that installs the previous version again.
+    async fn install_switched(
+        &self,
+        lock: &Lock,
+        req: InstallRequest,
+        progress: Option<&UnboundedSender<String>>,
+    ) -> Result<(Installed, Option<InstallRequest>), Error> {
         let started = req.started;
-        let w = self.write_install(lock, req, progress).await?;
         let id = lock.id();
+        // The version running now, whose image an undo must run again by its id.
+        let before = History::load(&self.paths, id)?.versions.pop();
+        let w = self.write_install(lock, req, progress).await?;
+        let mut switched = None;
         // An update of a running container asked to run applies now, by a switch that
         // refuses no connection; otherwise it applies at the next start.
         let changed = w.old.as_ref().is_some_and(|o| !same(o, &w.spec)) || w.env_given;
         if started && w.running && changed && self.switchable(id).await? {
             // Should the new container not get ready, the old spec goes back.
-            let undo = w
-                .old
-                .as_ref()
-                .map(|o| super::history::request_of(o, o.image.clone(), false));
-            self.switch_locked(lock, &crate::idle::connections::ProcNet, undo)
+            let undo = match &w.old {
+                Some(o) => Some(self.undo_request(o, before.as_ref()).await),
+                None => None,
+            };
+            self.switch_locked(lock, &crate::idle::connections::ProcNet, undo.clone())
                 .await?;
+            switched = undo;
         } else if started {
             self.start_locked(lock).await?;
         }
-        Ok(Installed {
+        let installed = Installed {
             id: id.clone(),
             ports: w.spec.ports,
             started,
-        })
+        };
+        Ok((installed, switched))
+    }
+
+    /// The request that installs `old` again, from the image it ran: the id recorded with
+    /// its version (`before`), as `gear rollback` does, so that a tag the update re-pointed
+    /// does not bring the new image back. Without a record of it, its image reference.
+    async fn undo_request(
+        &self,
+        old: &ContainerSpec,
+        before: Option<&super::history::Version>,
+    ) -> InstallRequest {
+        let image = match before.filter(|v| same(&v.spec, old)) {
+            Some(v) => match self.kept_image(v).await {
+                Ok(image) => image,
+                Err(e) => {
+                    log::warn!(
+                        "the image version {} ran: {e}; an undo uses {}",
+                        v.version,
+                        old.image
+                    );
+                    old.image.clone()
+                }
+            },
+            None => old.image.clone(),
+        };
+        super::history::request_of(old, image, false)
     }
 
     /// Writes what an install asks for (its files, reservations, unit and kept version)

@@ -21,6 +21,7 @@ pub mod spec;
 pub mod step;
 pub mod switch;
 pub mod unit;
+pub mod verify;
 pub mod volumes;
 
 use serde::{Deserialize, Serialize};

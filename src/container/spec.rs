@@ -64,6 +64,9 @@ pub enum InvalidField {
     /// A drain timeout is too long.
     #[error("drain timeout {0} is too long: at most 5m")]
     Drain(Wait),
+    /// A verify window is out of range.
+    #[error("verify window {0} is out of range: 1s to 1h")]
+    Verify(Wait),
     /// A readiness probe cannot be used.
     #[error(transparent)]
     Probe(#[from] InvalidProbe),
@@ -348,6 +351,12 @@ pub struct InstallRequest {
     /// The bound on its processes (default [`super::hardening::DEFAULT_PIDS_LIMIT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<NonZeroU32>,
+    /// After an update that switches to the new container: how long to watch it (`"60s"`,
+    /// 1s to 1h). Should it fail its health checks (or, without any, stop running) in that
+    /// time, the previous version is switched back in and the install fails, saying why.
+    /// Not kept in the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Wait>,
     /// geard's fields that gear has no use for, or does not support yet: accepted while
     /// they ask for nothing ([`InstallRequest::check`] refuses what they would ask for).
     #[serde(default, skip_serializing)]
@@ -383,6 +392,7 @@ impl InstallRequest {
             health: None,
             relax: vec![],
             pids_limit: None,
+            verify: None,
             simple: false,
             socket_activation: false,
             skip_socket_proxy: false,
@@ -422,6 +432,11 @@ impl InstallRequest {
             && w.0 > MAX_DRAIN
         {
             return Err(InvalidField::Drain(w));
+        }
+        if let Some(w) = self.verify
+            && !(super::verify::MIN..=super::verify::MAX).contains(&w.0)
+        {
+            return Err(InvalidField::Verify(w));
         }
         hardening::check_ports(&self.ports, &self.relax)
     }

@@ -6,7 +6,8 @@
 # second (a new connection each), a restart, an update to a new image, a rollback and an
 # update to an image that never gets ready (rolled back, non-zero exit) fail no request;
 # the worst added latency is printed. A health check that starts failing restarts the
-# container; passing checks add no journal line.
+# container; passing checks add no journal line. An update with --verify whose health
+# endpoint fails 2 s after it got ready is switched back: old content served, non-zero exit.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -14,7 +15,7 @@ port=18700
 cleanup() {
   local rc=$?
   [ "$rc" = 0 ] || { echo "journal of the test's units, last lines:"; tb journalctl -b -u 'ctr-rel-*' -o cat -n 30 || true; } >&2
-  tb sh -c 'touch /tmp/load.stop; for id in rel-slow rel-never rel-web rel-health; do gear delete localhost/$id >/dev/null 2>&1; done; true'
+  tb sh -c 'touch /tmp/load.stop; for id in rel-slow rel-never rel-web rel-health rel-verify; do gear delete localhost/$id >/dev/null 2>&1; done; true'
 }
 trap cleanup EXIT
 
@@ -35,6 +36,8 @@ build() {  # build TAG CMD-JSON [RUN]
 build gear-test/slow:latest '["/bin/sh", "-c", "sleep 5; exec httpd -f -p 8080 -h /www"]'
 build gear-test/never:latest '["/bin/sh", "-c", "exec sleep 1000"]'
 build gear-test/healthy:latest '["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]' 'RUN ["/bin/sh", "-c", "echo ok > /www/health"]'
+# Ready at once, then its health endpoint goes away after 2 s.
+build gear-test/sick:latest '["/bin/sh", "-c", "(sleep 2; rm /www/health) & exec httpd -f -p 8080 -h /www"]' 'RUN ["/bin/sh", "-c", "echo ok > /www/health; echo sick > /www/index.html"]'
 build gear-test/web2:latest '["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]' 'RUN ["/bin/sh", "-c", "echo version 2 > /www/index.html"]'
 
 step "a readiness probe: the unit is active only once the container answers, and the start returns then"
@@ -128,3 +131,17 @@ echo "$st"
 assert_contains "$st" "Restarts: 1 after failed checks"
 assert_contains "$st" "answered 404"
 tb gear delete localhost/rel-health >/dev/null
+
+step "--verify: an update whose health checks fail after it got ready is switched back, non-zero exit"
+v=$((port + 30))
+health=(--ready-http /:8080 --health-http /health --health-interval 1s --health-failures 2)
+tb gear install gear-test/healthy:latest localhost/rel-verify --start -p 8080:$v "${health[@]}" >/dev/null
+before=$(tb curl -s "http://127.0.0.1:$v/")
+t=$(now_ms)
+out=$(tb gear install gear-test/sick:latest localhost/rel-verify --start -p 8080:$v "${health[@]}" --verify 20s 2>&1) && fail "a failing verified update succeeded: $out"
+report "verify: rolled back $(( $(now_ms) - t )) ms after the update began: $out"
+assert_contains "$out" "was rolled back: it failed its verification"
+[ "$(tb curl -s "http://127.0.0.1:$v/")" = "$before" ] || fail "not the old content after the rollback"
+[ "$(tb curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$v/health")" = 200 ] || fail "the old version's /health does not answer"
+assert_contains "$(tb gear history localhost/rel-verify)" "gear-test/sick:latest"
+tb gear delete localhost/rel-verify >/dev/null

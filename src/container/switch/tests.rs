@@ -207,3 +207,33 @@ async fn an_update_whose_container_fails_puts_the_old_spec_back_under_the_hold()
     );
     assert_eq!(marked(&h.paths, &id).unwrap(), None);
 }
+
+#[tokio::test]
+async fn an_undone_update_runs_the_old_image_by_its_recorded_id_not_a_re_pointed_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, app, id) = host(dir.path(), "").await;
+    let port = app.local_addr().unwrap().port();
+    // Version 1 ran an image the tag "img" no longer names (a later pull re-pointed it).
+    let path = h.paths.history_file(&id);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let before = crate::docker::fake::fake_id("img");
+    assert!(text.contains(&before), "{text}");
+    std::fs::write(&path, text.replace(&before, "sha256:old")).unwrap();
+    h.docker.images.lock().unwrap().insert("sha256:old".into());
+    h.docker.images.lock().unwrap().insert("bad".into());
+    h.systemd
+        .failing
+        .lock()
+        .unwrap()
+        .push("ctr-web-1.service".into());
+    let body = serde_json::from_str(&format!(
+        r#"{{"Image":"bad","Started":true,"Ports":[{{"Internal":{port}}}]}}"#
+    ))
+    .unwrap();
+    h.install(&id, body, None).await.unwrap_err();
+    assert_eq!(
+        h.spec(&id).unwrap().image.as_str(),
+        "sha256:old",
+        "the image version 1 ran, not what the tag names now"
+    );
+}
