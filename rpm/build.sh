@@ -1,7 +1,9 @@
 #!/bin/bash
 # build.sh — `make rpm`: source and binary RPMs of gear from rpm/gear.spec, then rpmlint on
-# them. Everything goes under target/rpm (SOURCES, SRPMS, RPMS). No network is used: crates
-# come from Cargo.lock's vendor tarball or the cargo registry already on this host.
+# them. Everything goes under target/rpm (SOURCES, SRPMS, RPMS). The crates come from
+# Cargo.lock's vendor tarball, made once per Cargo.lock from the cargo registry on this host,
+# or from crates.io for the crates the host never fetched (other platforms' crates, which
+# `cargo vendor` wants and `cargo build` never downloads). Building the RPMs uses no network.
 #
 #   usage: rpm/build.sh            quick: the binary RPM is built in place from this checkout,
 #                                  reusing target/release (rpmbuild --build-in-place)
@@ -61,10 +63,14 @@ vendor_tarball() {
   hash=$(cat "$REPO/Cargo.lock" "$REPO/Cargo.toml" "$REPO"/tools/*/Cargo.toml | sha256sum | cut -c1-16)
   cache=$TOP/cache/vendor-$hash.tar.gz
   if [ ! -f "$cache" ]; then
-    log "vendoring the crates of Cargo.lock (offline)"
+    log "vendoring the crates of Cargo.lock"
     rm -rf "$TOP/cache"
     tmp=$(mktemp -d)
-    (cd "$REPO" && cargo vendor --locked --offline -q "$tmp/vendor" >/dev/null)
+    if ! (cd "$REPO" && cargo vendor --locked --offline -q "$tmp/vendor" >/dev/null 2>&1); then
+      log "some crates are not in this host's cargo registry: fetching them from crates.io"
+      rm -rf "$tmp/vendor"
+      (cd "$REPO" && cargo vendor --locked -q "$tmp/vendor" >/dev/null)
+    fi
     mkdir -p "$TOP/cache"
     tar -C "$tmp" --sort=name --owner=0 --group=0 --numeric-owner -czf "$cache.part" vendor
     mv "$cache.part" "$cache"
