@@ -70,7 +70,11 @@ for d in gear_keys_t gear_enter_t gear_enterd_t; do
   refuse "$d cannot read repositories" -A -s "$d" -t gear_git_t -c file -p read
   refuse "$d opens no TCP socket" -A -s "$d" -t "$d" -c tcp_socket -p create
 done
-refuse "gear_git_shell_t opens no TCP socket" -A -s gear_git_shell_t -t gear_git_shell_t -c tcp_socket -p create
+expect "gear-git-shell's hooks reach the agent over TCP (gear_git_hooks_reach_agent)" -A -s gear_git_shell_t -t gear_git_shell_t -c tcp_socket -p create -b gear_git_hooks_reach_agent
+# The agent's port, whatever type the distribution's policy gives it.
+agent_port=$(seinfo "$policy" --portcon 43273 | awk '$2 == "tcp" {split($NF, c, ":"); print c[3]; exit}')
+[ -n "$agent_port" ] || bad "no portcon for tcp 43273"
+expect "gear-git-shell's hooks connect to port 43273 ($agent_port)" -A -s gear_git_shell_t -t "$agent_port" -c tcp_socket -p name_connect -b gear_git_hooks_reach_agent
 refuse "gear_git_shell_t cannot read keys" -A -s gear_git_shell_t -t gear_keys_file_t -c file -p read
 refuse "gear_keys_t runs no program" -A -s gear_keys_t -t bin_t -c file -p execute
 refuse "gear_enter_t runs no program" -A -s gear_enter_t -t bin_t -c file -p execute
