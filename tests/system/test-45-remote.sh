@@ -8,7 +8,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 peer() { "$TESTBED" exec "$PEER" "$@"; }
-trap '"$TESTBED" down "$PEER" >/dev/null 2>&1 || true' EXIT
+# The CLI's pins and tokens for the peer go with it: later tests share this machine.
+trap 'tb rm -f /root/.config/gear/hosts /root/.config/gear/token >/dev/null 2>&1 || true; "$TESTBED" down "$PEER" >/dev/null 2>&1 || true' EXIT
 
 step "the peer's agent listens on its bridge address too (a second socket)"
 "$TESTBED" up "$PEER" --bridge --stage "$STAGE" >/dev/null

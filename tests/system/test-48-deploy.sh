@@ -16,13 +16,15 @@ deploy() { tb sh -c "cd /root && GEAR_TOKEN=$token gear --timeout 20s deploy $*"
 # Each instance serves its own id, so a test can tell who answered.
 name_pages() { for i in "$@"; do on "${i%%/*}" docker exec "ctr-${i#*/}" sh -c "echo ${i#*/} > /www/index.html"; done; }
 started() { on "$1" systemctl show -P ExecMainStartTimestampMonotonic "ctr-$2.service"; }
-trap '"$TESTBED" down "$PEER" >/dev/null 2>&1 || true' EXIT
+# The CLI's pins and tokens for the peer go with it: later tests share this machine.
+trap 'tb rm -f /root/.config/gear/hosts /root/.config/gear/token >/dev/null 2>&1 || true; "$TESTBED" down "$PEER" >/dev/null 2>&1 || true' EXIT
 
 step "two agents on the bridge, sharing a token, each with a certificate the CLI pins"
 "$TESTBED" up "$PEER" --bridge --stage "$STAGE" >/dev/null
 "$TESTBED" images "$PEER" >/dev/null
 ip1=$("$TESTBED" ip "$MACHINE"); ip2=$("$TESTBED" ip "$PEER")
 tb mkdir -p /root/.config/gear
+tb rm -f /root/.config/gear/hosts /root/.config/gear/token
 for m in "$MACHINE" "$PEER"; do
   ip=$("$TESTBED" ip "$m")
   on "$m" sh -c "mkdir -p /etc/gear /etc/systemd/system/gear-api.socket.d && umask 077 && echo $token > /etc/gear/tokens"
