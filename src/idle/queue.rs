@@ -128,6 +128,38 @@ impl NfQueue {
     }
 }
 
+/// The test's side of an [`NfQueue`] without the kernel: it plays the queue thread.
+#[cfg(test)]
+pub(crate) struct StandIn {
+    /// Packets the idler will read as held.
+    pub held: tokio::sync::mpsc::UnboundedSender<Held>,
+    /// The releases the idler asks for.
+    pub releases: std::sync::mpsc::Receiver<Vec<u64>>,
+    /// How many packets the thread holds: set it as verdicts are given.
+    pub holding: Arc<AtomicUsize>,
+}
+
+#[cfg(test)]
+impl NfQueue {
+    /// An [`NfQueue`] whose queue thread is the test, which holds `holding` packets now.
+    pub(crate) fn stand_in(holding: usize) -> (NfQueue, StandIn) {
+        let (held_tx, held) = tokio::sync::mpsc::unbounded_channel();
+        let (release, releases) = std::sync::mpsc::channel();
+        let count = Arc::new(AtomicUsize::new(holding));
+        let queue = NfQueue {
+            held,
+            release,
+            holding: count.clone(),
+        };
+        let stand_in = StandIn {
+            held: held_tx,
+            releases,
+            holding: count,
+        };
+        (queue, stand_in)
+    }
+}
+
 impl PacketQueue for NfQueue {
     async fn next(&mut self) -> Option<Held> {
         self.held.recv().await
@@ -274,16 +306,8 @@ mod tests {
         holding: usize,
         thread: impl FnOnce(std::sync::mpsc::Receiver<Vec<u64>>, Arc<AtomicUsize>) + Send + 'static,
     ) -> (NfQueue, std::thread::JoinHandle<()>) {
-        let (_held_tx, held) = tokio::sync::mpsc::unbounded_channel();
-        let (release, release_rx) = std::sync::mpsc::channel();
-        let count = Arc::new(AtomicUsize::new(holding));
-        let theirs = count.clone();
-        let handle = std::thread::spawn(move || thread(release_rx, theirs));
-        let queue = NfQueue {
-            held,
-            release,
-            holding: count,
-        };
+        let (queue, them) = NfQueue::stand_in(holding);
+        let handle = std::thread::spawn(move || thread(them.releases, them.holding));
         (queue, handle)
     }
 
