@@ -128,6 +128,38 @@ impl NfQueue {
     }
 }
 
+/// The test's side of an [`NfQueue`] without the kernel: it plays the queue thread.
+#[cfg(test)]
+pub(crate) struct StandIn {
+    /// Packets the idler will read as held.
+    pub held: tokio::sync::mpsc::UnboundedSender<Held>,
+    /// The releases the idler asks for.
+    pub releases: std::sync::mpsc::Receiver<Vec<u64>>,
+    /// How many packets the thread holds: set it as verdicts are given.
+    pub holding: Arc<AtomicUsize>,
+}
+
+#[cfg(test)]
+impl NfQueue {
+    /// An [`NfQueue`] whose queue thread is the test, which holds `holding` packets now.
+    pub(crate) fn stand_in(holding: usize) -> (NfQueue, StandIn) {
+        let (held_tx, held) = tokio::sync::mpsc::unbounded_channel();
+        let (release, releases) = std::sync::mpsc::channel();
+        let count = Arc::new(AtomicUsize::new(holding));
+        let queue = NfQueue {
+            held,
+            release,
+            holding: count.clone(),
+        };
+        let stand_in = StandIn {
+            held: held_tx,
+            releases,
+            holding: count,
+        };
+        (queue, stand_in)
+    }
+}
+
 impl PacketQueue for NfQueue {
     async fn next(&mut self) -> Option<Held> {
         self.held.recv().await
@@ -262,7 +294,66 @@ pub mod fake {
 
 #[cfg(test)]
 mod tests {
-    use super::{ip_dest, ip_source, tcp_dport};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::{DRAIN_WAIT, NfQueue, PacketQueue, ip_dest, ip_source, tcp_dport};
+
+    /// An [`NfQueue`] whose queue thread is `thread`: it gets the releases and the count of
+    /// what it holds, which starts at `holding`.
+    fn queue_with(
+        holding: usize,
+        thread: impl FnOnce(std::sync::mpsc::Receiver<Vec<u64>>, Arc<AtomicUsize>) + Send + 'static,
+    ) -> (NfQueue, std::thread::JoinHandle<()>) {
+        let (queue, them) = NfQueue::stand_in(holding);
+        let handle = std::thread::spawn(move || thread(them.releases, them.holding));
+        (queue, handle)
+    }
+
+    #[tokio::test]
+    async fn drain_waits_until_the_queue_thread_has_let_every_held_packet_go() {
+        // A queue thread that takes its time over the verdicts, as a busy one does.
+        let (mut queue, thread) = queue_with(2, |releases, holding| {
+            let tokens = releases.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(tokens, vec![1, 2]);
+            holding.store(0, Ordering::SeqCst);
+        });
+        queue.release(vec![1, 2]);
+        let started = Instant::now();
+        queue.drain().await;
+        let took = started.elapsed();
+        // It did not return while packets were held, nor wait out its bound.
+        assert_eq!(queue.holding.load(Ordering::SeqCst), 0);
+        assert!(
+            took >= Duration::from_millis(250),
+            "returned after {took:?}"
+        );
+        assert!(took < DRAIN_WAIT, "took {took:?}");
+        thread.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn drain_returns_at_once_when_nothing_is_held_and_gives_up_after_its_bound() {
+        let (mut idle, thread) = queue_with(0, |_, _| {});
+        let started = Instant::now();
+        idle.drain().await;
+        assert!(started.elapsed() < Duration::from_millis(100));
+        thread.join().unwrap();
+        // A queue thread that never lets its packet go: the stop is delayed, not blocked.
+        let (mut stuck, thread) = queue_with(1, |releases, _| {
+            let _ = releases.recv();
+        });
+        stuck.release(vec![1]);
+        let started = Instant::now();
+        stuck.drain().await;
+        let took = started.elapsed();
+        assert!(took >= DRAIN_WAIT && took < DRAIN_WAIT * 2, "took {took:?}");
+        assert_eq!(stuck.holding.load(Ordering::SeqCst), 1);
+        drop(stuck);
+        thread.join().unwrap();
+    }
 
     #[test]
     fn finds_the_destination_port() {

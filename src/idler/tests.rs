@@ -392,3 +392,54 @@ async fn a_syn_after_dnat_waits_while_a_stopped_container_wakes() {
     b.next_event().await;
     assert_eq!(b.released(), [1, 2]);
 }
+
+#[tokio::test]
+async fn a_clean_stop_returns_only_once_the_queue_thread_has_let_held_packets_go() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::idle::queue::NfQueue;
+
+    let dir = tempfile::tempdir().unwrap();
+    let host = Arc::new(fake_host(dir.path(), FakeDocker::default()));
+    let opts = Options {
+        tick: Duration::from_secs(60),
+        wake_timeout: Duration::from_secs(5),
+        retry_after: Duration::from_secs(60),
+        wakes: WakeLimits::default(),
+    };
+    let (queue, them) = NfQueue::stand_in(1);
+    // One held SYN, for a port no container publishes: the idler lets it go at once.
+    them.held
+        .send(Held {
+            token: 1,
+            port: 1,
+            source: None,
+            dest: None,
+            translated: false,
+        })
+        .unwrap();
+    // A queue thread slow to hand the kernel its verdict, as a busy one is.
+    let asked = Arc::new(AtomicBool::new(false));
+    let (asked_too, holding) = (asked.clone(), them.holding.clone());
+    let thread = std::thread::spawn(move || {
+        let tokens = them.releases.recv().unwrap();
+        asked_too.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(tokens, [1]);
+        them.holding.store(0, Ordering::SeqCst);
+    });
+    // The stop comes once the release was asked for, before its verdict is given.
+    let shutdown = async move {
+        while !asked.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    run(host, queue, opts, shutdown).await.unwrap();
+    // A process that ended here with the packet still held would have it dropped.
+    assert_eq!(
+        holding.load(Ordering::SeqCst),
+        0,
+        "run returned before the verdict"
+    );
+    thread.join().unwrap();
+}

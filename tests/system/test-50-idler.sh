@@ -5,8 +5,8 @@
 # localhost, the machine's IPv6 address); IPv6 traffic keeps it up, and so does an open
 # connection that sends nothing; held SYNs go only once every published port answers; 50
 # concurrent first connections are all answered; freeze thaws; an idler restart and a reboot
-# keep the idle state; a container that cannot start refuses at once; stop, start and delete
-# never fight idling.
+# keep the idle state; a clean stop of the idler lets a held SYN go at once; a container that
+# cannot start refuses at once; stop, start and delete never fight idling.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -155,6 +155,39 @@ assert_eq stop "$(idle_mark idle-1)"
 assert_eq inactive "$(active idle-1)"
 assert_eq 1 "$(hold_rules idle-1)"
 assert_eq "$page" "$(tb curl -fsS -m 30 http://127.0.0.1:$port/)"
+
+step "a clean stop of the idler lets a held SYN go at once, not on the client's retransmit"
+# Its port answers 8 s after it starts: a SYN that wakes it stays held that long.
+printf '%s\n' 'FROM gear-test/httpd:latest' \
+  'CMD ["/bin/sh", "-c", "sleep 8; exec httpd -f -p 8080 -h /www"]' |
+  tb docker build -q -t gear-test/slow:latest - >/dev/null
+tb gear install gear-test/slow:latest localhost/slow --start -p 8080:18104 >/dev/null
+tb gear idle localhost/slow >/dev/null
+assert_eq 1 "$(hold_rules slow)" "hold rules"
+tb rm -f /tmp/slow.out /tmp/slow.end
+# shellcheck disable=SC2016 # expanded by the machine's sh
+tb sh -c '{ curl -sS -m 30 -o /dev/null -w "%{time_connect} %{time_total} %{http_code}" "http://127.0.0.1:$0/" >/tmp/slow.out 2>&1; date +%s.%N >/tmp/slow.end; } </dev/null >/dev/null 2>&1 &' 18104
+# Held: the idler is waking it, and the kernel's queue holds its SYN and the SYN's first
+# retransmit (1 s later). The stop comes right after that retransmit: the next one is 2 s
+# away, so a SYN the stop dropped shows as a connection that ends 2 s late.
+wait_until 10 idler_said "waking slow: connection to port"
+# queue_total, the third field: packets the kernel holds for the queue's reader now.
+queued() { tb awk '$1 == 43273 {n = $3} END {print n + 0}' /proc/net/netfilter/nfnetlink_queue; }
+holds_two() { [ "$(queued)" = 2 ]; }
+wait_until 5 holds_two
+stop_at=$(tb date +%s.%N)
+tb systemctl stop gear-idler.service
+wait_until 10 tb test -s /tmp/slow.end
+out=$(tb cat /tmp/slow.out)
+after=$(awk -v a="$stop_at" -v b="$(tb cat /tmp/slow.end)" 'BEGIN {printf "%.3f", b - a}')
+echo "curl (time_connect time_total code): $out; it ended $after s after the stop began"
+# The SYN goes on to whatever the half-woken container offers (a refusal, or Docker's proxy
+# that closes at once).
+awk -v t="$after" 'BEGIN {exit !(t < 0.8)}' || fail "the held connection ended $after s after the stop"
+[[ $(idler_log) != *"not let go"* ]] || fail "the idler says held packets were not let go"
+assert_eq 0 "$(queued)" "packets left in the queue"
+tb systemctl start gear-idler.service
+tb gear delete localhost/slow >/dev/null
 
 step "a container that cannot start: its connection is refused at once, the failure is in the journal"
 tb gear install gear-test/httpd:latest localhost/doomed --start -p 8080:18101 --restart no >/dev/null
