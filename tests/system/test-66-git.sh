@@ -36,7 +36,8 @@ out=$(tb gear create-repo localhost/App.1 2>&1) && fail "a bad id"
 assert_contains "$out" "lowercase"
 
 step "keys: write and read for app1 (gear add-keys), geard's body for app2"
-for k in kw kr kb; do tb ssh-keygen -q -t ed25519 -N '' -C "$k@test" -f /root/$k; done
+# Fresh keys: an earlier test in this machine may have left a file of the same name.
+for k in kw kr kb; do tb rm -f /root/$k /root/$k.pub; tb ssh-keygen -q -t ed25519 -N '' -C "$k@test" -f /root/$k; done
 out=$(tb gear add-keys --key-file /root/kw.pub --write repo://app1)
 assert_contains "$out" "repo://localhost/app1: 1 key(s) added (write); git clone git-app1@localhost:~"
 tb gear add-keys --key-file /root/kr.pub repo://localhost/app1 >/dev/null
