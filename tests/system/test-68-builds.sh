@@ -111,8 +111,9 @@ wait_until 10 nothing_left
 
 step "push to deploy: git push builds the pushed commit and restarts the container"
 # A repository as gear keeps them: bare, under /var/lib/containers/git/<ID>, owned by git-<ID>.
+# Its default branch named here: another test in this machine may have set init.defaultBranch.
 tbsh 'id git-site >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /bin/sh git-site
-      mkdir -p /var/lib/containers/git && git init --quiet --bare /var/lib/containers/git/site &&
+      mkdir -p /var/lib/containers/git && git init --quiet --bare --initial-branch=master /var/lib/containers/git/site &&
       chown -R git-site: /var/lib/containers/git/site'
 out=$(tb gear build --on-push repo://site gear-test/s2i-web --tag gear-test/site --restart localhost/site-1)
 assert_contains "$out" "each push to repo://site builds gear-test/site:latest and restarts site-1"
