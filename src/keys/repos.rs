@@ -96,13 +96,8 @@ pub fn remove_all(paths: &Paths, id: &RepoId) -> anyhow::Result<()> {
 /// `write KEY` with a valid key is reported on `err` and skipped.
 pub fn read(paths: &Paths, id: &RepoId, err: &mut impl Write) -> Vec<RepoKey> {
     let path = paths.repository_keys(id);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return vec![],
-        Err(e) => {
-            writeln!(err, "warning: reading {}: {e}", path.display()).ok();
-            return vec![];
-        }
+    let Some(text) = super::store::read_text(&path, err) else {
+        return vec![];
     };
     let mut keys = Vec::new();
     for (n, line) in text.lines().enumerate() {

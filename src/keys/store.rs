@@ -55,13 +55,8 @@ pub fn remove_all(paths: &Paths, id: &ContainerId) -> anyhow::Result<()> {
 /// key is reported on `err` and skipped: it never hides the other keys.
 pub fn read(paths: &Paths, id: &ContainerId, err: &mut impl Write) -> Vec<PublicKey> {
     let path = paths.keys_of(id);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return vec![],
-        Err(e) => {
-            writeln!(err, "warning: reading {}: {e}", path.display()).ok();
-            return vec![];
-        }
+    let Some(text) = read_text(&path, err) else {
+        return vec![];
     };
     let mut keys = Vec::with_capacity(text.len() / 100);
     for (n, line) in text.lines().enumerate() {
@@ -87,4 +82,17 @@ fn write(paths: &Paths, id: &ContainerId, keys: &[PublicKey]) -> anyhow::Result<
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let text: String = keys.iter().map(|k| format!("{k}\n")).collect();
     atomic_file::write(&path, text.as_bytes(), 0o644)
+}
+
+/// The text of a key file; `None` when there is none, or (reported on `err`) when it
+/// cannot be read: a key file that cannot be read grants nothing.
+pub(crate) fn read_text(path: &std::path::Path, err: &mut impl Write) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            writeln!(err, "warning: reading {}: {e}", path.display()).ok();
+            None
+        }
+    }
 }
