@@ -493,6 +493,22 @@ pub mod fake {
         pub oom_killed: Mutex<BTreeSet<String>>,
     }
 
+    impl FakeDocker {
+        /// Makes `inspect` find `name` running as `pid` at 127.0.0.1, where a test's own
+        /// listener stands in for the container's program.
+        pub fn run_on_loopback(&self, name: &str, pid: u32) {
+            self.containers.lock().unwrap().insert(
+                name.into(),
+                ContainerInfo {
+                    running: true,
+                    pid,
+                    ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
     /// The id the fake gives image `reference`.
     pub fn fake_id(reference: &str) -> String {
         format!("sha256:{reference}")

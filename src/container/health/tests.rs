@@ -8,7 +8,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::*;
 use crate::container::host::{Fake, fake_host};
-use crate::docker::ContainerInfo;
 use crate::docker::fake::FakeDocker;
 
 /// A server answering every request with the status in `status`.
@@ -40,15 +39,7 @@ async fn host(dir: &std::path::Path, port: u16, restart: &str) -> (Host<Fake>, C
     h.install(&id, serde_json::from_str(&body).unwrap(), None)
         .await
         .unwrap();
-    h.docker.containers.lock().unwrap().insert(
-        "ctr-web-1".into(),
-        ContainerInfo {
-            running: true,
-            pid: 7,
-            ip: Some("127.0.0.1".parse().unwrap()),
-            ..Default::default()
-        },
-    );
+    h.docker.run_on_loopback("ctr-web-1", 7);
     (h, id)
 }
 

@@ -5,7 +5,6 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::container::host::{Fake, fake_host};
-use crate::docker::ContainerInfo;
 use crate::docker::fake::FakeDocker;
 use crate::idle::firewall::listing;
 use crate::idle::rules::Kind;
@@ -46,15 +45,7 @@ async fn host(
     h.install(&id, serde_json::from_str(&body).unwrap(), None)
         .await
         .unwrap();
-    h.docker.containers.lock().unwrap().insert(
-        "ctr-web-1".into(),
-        ContainerInfo {
-            running: true,
-            pid: 7,
-            ip: Some("127.0.0.1".parse().unwrap()),
-            ..Default::default()
-        },
-    );
+    h.docker.run_on_loopback("ctr-web-1", 7);
     (h, app, id)
 }
 

@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::container::host::{Fake, fake_host};
-use crate::docker::ContainerInfo;
 use crate::docker::fake::FakeDocker;
 
 /// Answers every connection on `app` with `status`, as a container's HTTP endpoint.
@@ -53,15 +52,7 @@ async fn host(
     )
     .await
     .unwrap();
-    h.docker.containers.lock().unwrap().insert(
-        "ctr-web-1".into(),
-        ContainerInfo {
-            running: true,
-            pid: 7,
-            ip: Some("127.0.0.1".parse().unwrap()),
-            ..Default::default()
-        },
-    );
+    h.docker.run_on_loopback("ctr-web-1", 7);
     (h, id, body("img2"))
 }
 
