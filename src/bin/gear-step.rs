@@ -1,4 +1,4 @@
-//! gear-step: the steps a container unit runs around `docker run` (`ExecStartPre`,
+//! gear-step: the steps a container unit runs around `docker run` (`ExecStart`,
 //! `ExecStartPost`, `ExecStopPost` of `ctr-<id>.service`), each a few calls to
 //! the Engine API on Docker's socket. A failure fails the step; the reason goes to the
 //! unit's journal.
@@ -28,7 +28,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Step {
-    /// Before `docker run`: remove a container a crash left behind, mark the start.
+    /// The unit's `ExecStart`: prepare (as `prepare`), then become COMMAND (`docker run
+    /// ...`) in the same process.
+    Run {
+        /// The container.
+        id: ContainerId,
+        /// The command to become, with its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Before `docker run`: remove a container a crash left behind, mark the start (the
+    /// `ExecStartPre` of units written before `run` did this).
     Prepare {
         /// The container.
         id: ContainerId,
@@ -39,7 +49,8 @@ enum Step {
         /// The container.
         id: ContainerId,
     },
-    /// After the unit stopped: remove the container and the start mark.
+    /// After the unit stopped: remove the container and the start mark (only the mark when
+    /// systemd's $EXIT_CODE and $EXIT_STATUS say `docker run --rm` ended by itself).
     Remove {
         /// The container.
         id: ContainerId,
@@ -53,7 +64,9 @@ fn main() -> ExitCode {
         let (paths, docker) = (Paths::system(), DockerApi::default());
         runtime.block_on(async {
             match &cli.step {
-                Step::Prepare { id } => step::prepare(&paths, &docker, id).await,
+                Step::Run { id, .. } | Step::Prepare { id } => {
+                    step::prepare(&paths, &docker, id).await
+                }
                 Step::Started { id } => {
                     // systemd sets MAINPID for start-post commands; without it, only the
                     // container's own end can fail the wait.
@@ -63,11 +76,20 @@ fn main() -> ExitCode {
                 }
                 Step::Remove { id } => {
                     let up = step::engine_running(std::path::Path::new(DOCKER_PID_FILE));
-                    step::remove(&paths, &docker, id, up).await
+                    let var = |name| std::env::var(name).ok();
+                    let end = step::MainEnd::from_systemd(
+                        var("EXIT_CODE").as_deref(),
+                        var("EXIT_STATUS").as_deref(),
+                    );
+                    step::remove(&paths, &docker, id, up, end).await
                 }
             }
         })
     });
+    let result = match (result, &cli.step) {
+        (Ok(()), Step::Run { command, .. }) => Err(step::become_command(command)),
+        (result, _) => result,
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

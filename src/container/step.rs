@@ -6,14 +6,16 @@
 //! every 20 ms while waiting for the container to run). A stop needs no step: systemd's
 //! SIGTERM reaches `docker run`, which passes it on to the container.
 //!
-//! - [`prepare`] (`ExecStartPre`): removes a container left by a crash, then marks that one
-//!   may exist from now on;
+//! - [`prepare`] (in `ExecStart`, `gear-step run`, before it becomes `docker run`; or
+//!   `ExecStartPre` in units written before): removes a container left by a crash, then
+//!   marks that one may exist from now on;
 //! - [`started`] (`ExecStartPost`): returns once the container runs, so the unit is
 //!   `active` only then, and fails at once if `docker run` ends first; then applies the
 //!   container's links, if it has any; then, if it has a readiness probe, waits until the
 //!   probe passes (failing the start at its timeout);
 //! - [`remove`] (`ExecStopPost`): removes the container whatever stopped the unit (so a
-//!   killed `docker run` leaves no orphan), then its marker.
+//!   killed `docker run` leaves no orphan), then its marker; when `docker run` ended by
+//!   itself ([`MainEnd`]), `--rm` already removed it, and only the marker goes.
 
 use std::path::Path;
 
@@ -27,7 +29,7 @@ use crate::id::ContainerId;
 use crate::netfilter::Firewall;
 use crate::paths::Paths;
 
-/// `ExecStartPre`: if the marker says a container of this name may still exist (its last
+/// Before `docker run`: if the marker says a container of this name may still exist (its last
 /// stop did not finish: a host crash, a killed unit), removes it, so `docker run` never
 /// fails on a name conflict. Then sets the marker for this run. A normal start costs no
 /// Engine call.
@@ -80,7 +82,8 @@ pub async fn started(
 }
 
 /// `ExecStopPost`: removes the container (usually `--rm` already has), then its marker, once
-/// the container is known to be gone.
+/// the container is known to be gone. When `end` says `docker run` ended by itself, it only
+/// returns once `--rm` has removed the container, so the engine is not asked.
 ///
 /// When the engine is down (`engine_up` false: dockerd was killed), nothing is asked of it:
 /// connecting to Docker's socket would start Docker, whose start waits for this very stop
@@ -92,14 +95,19 @@ pub async fn remove(
     docker: &impl Docker,
     id: &ContainerId,
     engine_up: bool,
+    end: MainEnd,
 ) -> anyhow::Result<()> {
+    let marker = paths.started_marker(id);
+    if end.container_removed() {
+        record_end(paths, id, false)?;
+        return remove_marker(&marker);
+    }
     if !engine_up {
         log::warn!("Docker is not running; the next start removes what is left of {id}");
         return Ok(());
     }
     // systemd sees only `docker run` exit 137 when the kernel kills the container for
     // memory; Docker's events say which it was, for `gear status`.
-    let marker = paths.started_marker(id);
     if let Ok(started) = std::fs::metadata(&marker).and_then(|m| m.modified()) {
         let oom = tokio::time::timeout(
             ENGINE_PATIENCE,
@@ -121,11 +129,43 @@ pub async fn remove(
             return Ok(());
         }
     }
-    match std::fs::remove_file(&marker) {
+    remove_marker(&marker)
+}
+
+fn remove_marker(marker: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(marker) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("removing {}", marker.display()))
         }
         _ => Ok(()),
+    }
+}
+
+/// How the unit's main process, `docker run --rm`, ended, as systemd tells `ExecStopPost`
+/// (`$EXIT_CODE`, `$EXIT_STATUS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MainEnd {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal ended it, or systemd said nothing (it never started, or an older systemd).
+    Unknown,
+}
+
+impl MainEnd {
+    /// Reads systemd's `$EXIT_CODE` and `$EXIT_STATUS`.
+    pub fn from_systemd(code: Option<&str>, status: Option<&str>) -> MainEnd {
+        match (code, status.and_then(|s| s.parse().ok())) {
+            (Some("exited"), Some(status)) => MainEnd::Exited(status),
+            _ => MainEnd::Unknown,
+        }
+    }
+
+    /// Whether the container is surely gone: `docker run --rm` returns the container's exit
+    /// status only after the engine removed it. Not for 125 (Docker's own error, maybe with
+    /// a container created), 126 and 127 (the command could not run) or 137 (SIGKILL,
+    /// maybe the kernel's for memory, which Docker's events tell), nor for a killed client.
+    pub fn container_removed(self) -> bool {
+        matches!(self, MainEnd::Exited(s) if !matches!(s, 125 | 126 | 127 | 137))
     }
 }
 
@@ -153,6 +193,18 @@ pub fn last_end(paths: &Paths, id: &ContainerId) -> Option<String> {
 /// How long a stop waits for the engine to remove a container before leaving it to the next
 /// start.
 pub const ENGINE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `ExecStart`: [`prepare`] has run; this becomes `command` (`docker run ...`) in the same
+/// process, which so stays the unit's main process, with systemd none the wiser. Returns only
+/// when the exec failed.
+pub fn become_command(command: &[std::ffi::OsString]) -> anyhow::Error {
+    use std::os::unix::process::CommandExt as _;
+    let Some((program, args)) = command.split_first() else {
+        return anyhow::anyhow!("no command to run");
+    };
+    let e = std::process::Command::new(program).args(args).exec();
+    anyhow::Error::new(e).context(format!("running {}", Path::new(program).display()))
+}
 
 /// Whether the engine whose pid file is `pid_file` runs. A missing pid file says nothing (an
 /// engine set up otherwise): it counts as running, and [`ENGINE_PATIENCE`] bounds the wait.
@@ -304,7 +356,9 @@ mod tests {
         let docker = FakeDocker::default();
         running(&docker, "ctr-web-1");
         prepare(&paths, &docker, &id).await.unwrap();
-        remove(&paths, &docker, &id, true).await.unwrap();
+        remove(&paths, &docker, &id, true, MainEnd::Unknown)
+            .await
+            .unwrap();
         assert_eq!(
             *docker.calls.lock().unwrap(),
             ["oom? ctr-web-1", "rm ctr-web-1"]
@@ -312,7 +366,9 @@ mod tests {
         assert!(!paths.started_marker(&id).exists());
         assert_eq!(last_end(&paths, &id), None);
         // Removing again (no container, no marker) is fine.
-        remove(&paths, &docker, &id, true).await.unwrap();
+        remove(&paths, &docker, &id, true, MainEnd::Unknown)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -323,11 +379,15 @@ mod tests {
         let docker = FakeDocker::default();
         docker.oom_killed.lock().unwrap().insert("ctr-web-1".into());
         prepare(&paths, &docker, &id).await.unwrap();
-        remove(&paths, &docker, &id, true).await.unwrap();
+        remove(&paths, &docker, &id, true, MainEnd::Unknown)
+            .await
+            .unwrap();
         assert_eq!(last_end(&paths, &id).as_deref(), Some("oom-kill"));
         docker.oom_killed.lock().unwrap().clear();
         prepare(&paths, &docker, &id).await.unwrap();
-        remove(&paths, &docker, &id, true).await.unwrap();
+        remove(&paths, &docker, &id, true, MainEnd::Unknown)
+            .await
+            .unwrap();
         assert_eq!(last_end(&paths, &id), None);
     }
 
@@ -338,7 +398,9 @@ mod tests {
         let id: ContainerId = "web-1".parse().unwrap();
         let docker = FakeDocker::default();
         prepare(&paths, &docker, &id).await.unwrap();
-        remove(&paths, &docker, &id, false).await.unwrap();
+        remove(&paths, &docker, &id, false, MainEnd::Unknown)
+            .await
+            .unwrap();
         assert!(
             docker.calls.lock().unwrap().is_empty(),
             "the engine was asked"
@@ -347,6 +409,59 @@ mod tests {
         running(&docker, "ctr-web-1");
         prepare(&paths, &docker, &id).await.unwrap();
         assert_eq!(*docker.calls.lock().unwrap(), ["rm ctr-web-1"]);
+    }
+
+    #[tokio::test]
+    async fn after_docker_run_ended_by_itself_a_stop_asks_the_engine_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let id: ContainerId = "web-1".parse().unwrap();
+        let docker = FakeDocker::default();
+        docker.oom_killed.lock().unwrap().insert("ctr-web-1".into());
+        prepare(&paths, &docker, &id).await.unwrap();
+        // Stopped by SIGTERM (docker-init's 143), or the program's own exit: `--rm` is done.
+        for status in [143, 0, 1] {
+            remove(&paths, &docker, &id, true, MainEnd::Exited(status))
+                .await
+                .unwrap();
+        }
+        assert!(
+            docker.calls.lock().unwrap().is_empty(),
+            "the engine was asked"
+        );
+        assert!(!paths.started_marker(&id).exists());
+        // 137 may be the kernel's kill for memory: the events say so.
+        prepare(&paths, &docker, &id).await.unwrap();
+        remove(&paths, &docker, &id, true, MainEnd::Exited(137))
+            .await
+            .unwrap();
+        assert_eq!(
+            *docker.calls.lock().unwrap(),
+            ["oom? ctr-web-1", "rm ctr-web-1"]
+        );
+        assert_eq!(last_end(&paths, &id).as_deref(), Some("oom-kill"));
+        // The next clean end clears that record.
+        prepare(&paths, &docker, &id).await.unwrap();
+        remove(&paths, &docker, &id, true, MainEnd::Exited(0))
+            .await
+            .unwrap();
+        assert_eq!(last_end(&paths, &id), None);
+    }
+
+    #[test]
+    fn only_an_exit_docker_run_makes_after_removal_counts_as_removed() {
+        let end = |c, s| MainEnd::from_systemd(c, s);
+        assert_eq!(end(Some("exited"), Some("143")), MainEnd::Exited(143));
+        assert!(end(Some("exited"), Some("143")).container_removed());
+        assert!(end(Some("exited"), Some("0")).container_removed());
+        for status in ["125", "126", "127", "137"] {
+            assert!(!end(Some("exited"), Some(status)).container_removed());
+        }
+        // Killed (systemd's SIGKILL after its stop timeout, kill -9), or nothing said.
+        assert_eq!(end(Some("killed"), Some("KILL")), MainEnd::Unknown);
+        assert_eq!(end(Some("dumped"), Some("ABRT")), MainEnd::Unknown);
+        assert_eq!(end(None, None), MainEnd::Unknown);
+        assert!(!MainEnd::Unknown.container_removed());
     }
 
     #[test]
