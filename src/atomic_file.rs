@@ -63,6 +63,8 @@ fn parent(path: &Path) -> anyhow::Result<&Path> {
 #[derive(Debug, Default)]
 pub struct Batch {
     staged: Vec<Staged>,
+    /// Directories changed before the batch, made durable with those of its files.
+    dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -92,12 +94,19 @@ impl Batch {
         })
     }
 
+    /// Has [`Batch::commit`] make `dir` durable too (an entry made in it just before, such as
+    /// a reservation), with the directories of the files staged before the last: once for
+    /// all, and before the last file appears.
+    pub fn sync_dir_too(&mut self, dir: &Path) {
+        self.dirs.push(dir.to_path_buf());
+    }
+
     /// Puts every staged file in place, durably: the data of all of them is flushed, then
     /// all but the last are renamed and their directories flushed, then the last is
     /// renamed and its directory flushed. Each round's fsyncs are issued at once.
     pub fn commit(mut self) -> anyhow::Result<()> {
         let staged = std::mem::take(&mut self.staged);
-        let result = commit(&staged);
+        let result = commit(&staged, &self.dirs);
         if result.is_err() {
             for s in &staged {
                 let _ = fs::remove_file(&s.tmp);
@@ -107,7 +116,7 @@ impl Batch {
     }
 }
 
-fn commit(staged: &[Staged]) -> anyhow::Result<()> {
+fn commit(staged: &[Staged], also: &[PathBuf]) -> anyhow::Result<()> {
     let Some((last, first)) = staged.split_last() else {
         return Ok(());
     };
@@ -125,6 +134,7 @@ fn commit(staged: &[Staged]) -> anyhow::Result<()> {
         .iter()
         .map(|s| parent(&s.path))
         .collect::<Result<_, _>>()?;
+    dirs.extend(also.iter().map(PathBuf::as_path));
     dirs.sort();
     dirs.dedup();
     all_at_once(dirs.into_iter().map(|d| move || sync_dir(d)))?;
@@ -148,11 +158,17 @@ where
         0 => Ok(()),
         1 => (jobs.pop().expect("one job"))(),
         _ => std::thread::scope(|scope| {
+            // One of them on this thread: one thread fewer to start.
+            let here = jobs.pop().expect("several jobs");
             let handles: Vec<_> = jobs.into_iter().map(|job| scope.spawn(job)).collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a sync thread panicked")))
-            })
+            let mine = here();
+            handles
+                .into_iter()
+                .try_for_each(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a sync thread panicked")))
+                })
+                .and(mine)
         }),
     }
 }

@@ -15,7 +15,6 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::container::host::{Host, Parts};
 use crate::container::idling::{Woken, hold_rules, running_rules};
-use crate::container::list::installed;
 use crate::container::lock::Lock;
 use crate::container::ports::{PortNumber, PortRange, Ports};
 use crate::container::spec::ContainerSpec;
@@ -326,7 +325,8 @@ impl<P: Parts> Idler<P> {
     pub async fn tick(&mut self, now: Instant) -> anyhow::Result<(usize, usize)> {
         let host = self.host.clone();
         let listing = firewall::listing(&self.host.firewall).await?;
-        let installed: BTreeSet<ContainerId> = installed(&host.paths)?.into_iter().collect();
+        let installed: BTreeSet<ContainerId> =
+            host.installed.get(&host.paths)?.iter().cloned().collect();
         self.frozen = self.frozen_addresses(&installed).await;
         // Containers gone while the idler was away still have rules to remove.
         let candidates: BTreeSet<ContainerId> = installed

@@ -30,6 +30,10 @@ const UNIDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum Reply {
     /// A JSON document with this status.
     Json(StatusCode, serde_json::Value),
+    /// A read's JSON document (200), written straight from its type: a list of a thousand
+    /// containers built as a [`serde_json::Value`] first cost more than the rest of its
+    /// answer. Reads are never kept for replay, so nothing needs it as a value.
+    Document(Vec<u8>),
     /// Plain text (an environment file).
     Text(String),
     /// Bytes sent as they are produced, with their content type (a log, install progress).
@@ -40,6 +44,10 @@ impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reply::Json(status, value) => f.debug_tuple("Json").field(status).field(value).finish(),
+            Reply::Document(body) => f
+                .debug_tuple("Document")
+                .field(&String::from_utf8_lossy(body))
+                .finish(),
             Reply::Text(text) => f.debug_tuple("Text").field(text).finish(),
             Reply::Stream(kind, _) => write!(f, "Stream({kind}, ..)"),
         }
@@ -51,6 +59,11 @@ impl Reply {
         let json = serde_json::to_value(value).map_err(|e| Error::Host(e.into()))?;
         Ok(Reply::Json(StatusCode::OK, json))
     }
+
+    fn document(value: &impl Serialize) -> Result<Reply, Error> {
+        let body = serde_json::to_vec(value).map_err(|e| Error::Host(e.into()))?;
+        Ok(Reply::Document(body))
+    }
 }
 
 /// Executes one request. The `match` is exhaustive: a new [`Request`] variant does not
@@ -58,10 +71,10 @@ impl Reply {
 pub async fn execute<P: Parts>(host: &Arc<Host<P>>, req: Request) -> Result<Reply, Error> {
     match req {
         Request::ListContainers { all: _ } => {
-            let list = container::list::list(&host.paths, &host.systemd)
+            let list = container::list::list(&host.paths, &host.systemd, &host.installed)
                 .await
                 .map_err(Error::Host)?;
-            Reply::ok(&list)
+            Reply::document(&list)
         }
         Request::Install {
             id,

@@ -151,6 +151,10 @@ fn reply_response(reply: Reply, streamed_text: bool) -> Response<Body> {
     };
     match reply {
         Reply::Json(status, value) => json_response(status, &value),
+        Reply::Document(mut body) => {
+            body.push(b'\n');
+            with_type(StatusCode::OK, "application/json", full(body))
+        }
         Reply::Text(text) => with_type(
             text_status,
             "text/plain; charset=utf-8",

@@ -156,8 +156,8 @@ impl Checker {
     ) -> anyhow::Result<Vec<Failing>> {
         let mut failing = Vec::new();
         let mut seen = Vec::new();
-        for id in super::list::installed(&host.paths)? {
-            let Some(spec) = ContainerSpec::load(&host.paths, &id).ok() else {
+        for id in host.installed.get(&host.paths)?.iter() {
+            let Some(spec) = ContainerSpec::load(&host.paths, id).ok() else {
                 continue;
             };
             let Some(check) = spec.health.clone() else {
@@ -170,7 +170,7 @@ impl Checker {
             }
             standing.next = Some(now + check.interval());
             if !standing.loaded {
-                standing.state = HealthState::load(&host.paths, &id);
+                standing.state = HealthState::load(&host.paths, id);
                 standing.loaded = true;
             }
             // Only a started container is checked: not one stopped, idle, frozen, or
@@ -181,7 +181,7 @@ impl Checker {
                 .await
                 .is_ok_and(|u| u.active_state == "active");
             let info = match active {
-                true => host.docker.inspect(&docker_name(&id)).await.ok().flatten(),
+                true => host.docker.inspect(&docker_name(id)).await.ok().flatten(),
                 false => None,
             };
             let Some(ip) = info.filter(|c| c.running && !c.paused).and_then(|c| c.ip) else {
@@ -196,7 +196,7 @@ impl Checker {
                 (Ok(()), Some(s)) => {
                     s.passing = true;
                     s.failures = 0;
-                    s.store(&host.paths, &id)?;
+                    s.store(&host.paths, id)?;
                 }
                 (Err(reason), _) => {
                     let s = state.get_or_insert_with(|| HealthState {
@@ -227,9 +227,12 @@ impl Checker {
                         s.failures = 0;
                         s.restarts += u32::from(restart);
                     }
-                    s.store(&host.paths, &id)?;
+                    s.store(&host.paths, id)?;
                     if done {
-                        failing.push(Failing { id, restart });
+                        failing.push(Failing {
+                            id: id.clone(),
+                            restart,
+                        });
                     }
                 }
             }

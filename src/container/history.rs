@@ -83,22 +83,15 @@ impl History {
         }
     }
 
-    fn store(&self, paths: &Paths, id: &ContainerId) -> anyhow::Result<()> {
-        let path = paths.history_file(id);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let text = serde_json::to_vec_pretty(self).context("serialising the history")?;
-        atomic_file::write(&path, &text, 0o644)
-    }
-
     /// Adds `spec` (running image `image_id`) as the newest version, unless it is the
-    /// newest already; keeps the last [`KEPT`]. Returns its version number.
-    pub fn record(
+    /// newest already; keeps the last [`KEPT`]. The file is staged in `files`, so it is
+    /// written with the rest of the install. Returns its version number.
+    pub fn stage(
         paths: &Paths,
         id: &ContainerId,
         spec: &ContainerSpec,
         image_id: Option<String>,
+        files: &mut atomic_file::Batch,
     ) -> anyhow::Result<u32> {
         let mut history = History::load(paths, id)?;
         if let Some(last) = history.versions.last()
@@ -119,7 +112,8 @@ impl History {
         });
         let extra = history.versions.len().saturating_sub(KEPT);
         history.versions.drain(..extra);
-        history.store(paths, id)?;
+        let text = serde_json::to_vec_pretty(&history).context("serialising the history")?;
+        files.stage(&paths.history_file(id), &text, 0o644)?;
         Ok(version)
     }
 

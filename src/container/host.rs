@@ -81,6 +81,9 @@ pub struct Host<P: Parts> {
     pub selinux: super::mcs::Selinux,
     /// Asked once: the engine does not change its driver while running.
     cgroup_driver: tokio::sync::OnceCell<CgroupDriver>,
+    /// The ids of the installed containers, read again only when the units directory
+    /// changed.
+    pub installed: super::list::InstalledCache,
     /// Operations that run on although their client went away (installs with progress);
     /// the agent does not exit while there are any.
     pub detached: Arc<AtomicUsize>,
@@ -115,6 +118,7 @@ impl<P: Parts> Host<P> {
             allow_system_mounts: false,
             selinux: Default::default(),
             cgroup_driver: tokio::sync::OnceCell::new(),
+            installed: Default::default(),
             detached: Arc::new(AtomicUsize::new(0)),
         }
     }

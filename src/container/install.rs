@@ -138,7 +138,7 @@ impl<P: Parts> Host<P> {
             .map(|check| check.resolve(req.ports.iter().map(|p| p.internal)))
             .transpose()
             .map_err(|e| anyhow::anyhow!(e))?;
-        self.pull_if_missing(&req.image, progress).await?;
+        let image_id = self.pull_if_missing(&req.image, progress).await?;
         let old = self
             .is_installed(id)
             .then(|| ContainerSpec::load(&self.paths, id))
@@ -160,7 +160,11 @@ impl<P: Parts> Host<P> {
             id,
             env_was_there: self.paths.env_file(id).exists(),
         });
-        let store = Ports::new(&self.paths, self.port_range);
+        // What the old spec publishes is all the container holds: no other entry is read.
+        let store = Ports::new(&self.paths, self.port_range).holding(
+            old.iter()
+                .flat_map(|o| o.ports_in_use().map(|p| p.external)),
+        );
         let ports = match running {
             true => store.reserve_keeping(id, &req.ports)?,
             false => store.reserve(id, &req.ports)?,
@@ -217,6 +221,9 @@ impl<P: Parts> Host<P> {
         let unit = unit::render(&spec, &self.paths, driver).map_err(anyhow::Error::from)?;
         volumes::create_owned(&self.paths, id, &spec.volumes)?;
         files.stage(&self.paths.spec_file(id), &spec.to_json()?, 0o644)?;
+        History::stage(&self.paths, id, &spec, image_id, &mut files)?;
+        // The reservations' directory is made durable with the files' directories.
+        files.sync_dir_too(&self.paths.ports_dir());
         let text = format!("{}{}", unit::GENERATED_HEADER, unit.render());
         // The commit point, staged last: once it is in place the container is installed.
         files.stage(&self.paths.unit_file(id), text.as_bytes(), 0o644)?;
@@ -228,8 +235,6 @@ impl<P: Parts> Host<P> {
         if spec.idle.is_some() || spec.health.is_some() {
             self.ensure_idler().await?;
         }
-        let image_id = self.docker.image_id(spec.image.as_str()).await?;
-        History::record(&self.paths, id, &spec, image_id)?;
         Ok(Written {
             old,
             running,
@@ -284,18 +289,21 @@ impl<P: Parts> Host<P> {
         Ok(taken)
     }
 
+    /// Pulls `image` unless it is present; returns its id (one look at the engine when it
+    /// is present).
     pub(crate) async fn pull_if_missing(
         &self,
         image: &Image,
         progress: Option<&UnboundedSender<String>>,
-    ) -> Result<(), Error> {
-        if self.docker.image_exists(image.as_str()).await? {
-            return Ok(());
+    ) -> Result<Option<String>, Error> {
+        if let Some(id) = self.docker.image_id(image.as_str()).await? {
+            return Ok(Some(id));
         }
         if let Some(tx) = progress {
             let _ = tx.send(format!("pulling {image}"));
         }
-        self.pull_image(image, progress).await
+        self.pull_image(image, progress).await?;
+        Ok(self.docker.image_id(image.as_str()).await?)
     }
 
     /// Pulls `image`; a failure is [`Error::ImageUnavailable`] with Docker's reason.

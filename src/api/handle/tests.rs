@@ -50,6 +50,7 @@ async fn idle_now(host: &Arc<Host<Fake>>, id: &ContainerId, mode: Option<IdleMod
 fn json(reply: Reply) -> serde_json::Value {
     match reply {
         Reply::Json(_, v) => v,
+        Reply::Document(body) => serde_json::from_slice(&body).unwrap(),
         other => panic!("not JSON: {other:?}"),
     }
 }

@@ -19,12 +19,30 @@ use crate::paths::Paths;
 pub struct Ports<'a> {
     paths: &'a Paths,
     range: PortRange,
+    /// The only entries that may be the reserving container's, when its caller knows them:
+    /// a reserve then reads no other entry's target (see [`Ports::holding`]).
+    held: Option<Vec<PortNumber>>,
 }
 
 impl<'a> Ports<'a> {
     /// Reservations under `paths.ports_dir()`, allocating from `range`.
     pub fn new(paths: &'a Paths, range: PortRange) -> Ports<'a> {
-        Ports { paths, range }
+        Ports {
+            paths,
+            range,
+            held: None,
+        }
+    }
+
+    /// These reservations, whose reserve takes `held` (the host ports its spec publishes)
+    /// as all the container may hold: it lists the directory's names and reads only those
+    /// entries, instead of every entry's target. Reading a thousand targets was most of an
+    /// install's time on a host with a thousand containers. An entry of the container's that
+    /// its spec does not name (left by a crash between a reserve and the install's commit)
+    /// stays reserved until [`Ports::release`] (its delete).
+    pub fn holding(mut self, held: impl IntoIterator<Item = PortNumber>) -> Ports<'a> {
+        self.held = Some(held.into_iter().collect());
+        self
     }
 
     /// Reserves host ports for `id`: requested explicit externals must be free (or already
@@ -33,6 +51,9 @@ impl<'a> Ports<'a> {
     /// holds keeps its external port when the request says 0 (re-install keeps ports stable).
     /// All-or-nothing: on any error, what this call created is rolled back and `id`'s
     /// previous reservations are untouched.
+    ///
+    /// The new entries are durable only once the caller syncs [`Paths::ports_dir`] (an
+    /// install does, with its files, before its unit appears: one wait for the disk less).
     ///
     /// Returns the pairs sorted by internal port.
     pub fn reserve(
@@ -63,26 +84,27 @@ impl<'a> Ports<'a> {
         check_request(requested)?;
         let dir = self.paths.ports_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let entries = scan(&dir)?;
-        let mut taken: HashSet<PortNumber> = entries.iter().map(|e| e.external).collect();
-        // What `id` holds and no requested pair has claimed yet (external → internal).
-        // Whatever is left at the end is released.
-        let mut unclaimed: BTreeMap<PortNumber, PortNumber> = entries
-            .iter()
-            .filter_map(|e| e.pair_of(id))
-            .map(|p| (p.external, p.internal))
-            .collect();
+        // What is taken, and what `id` holds that no requested pair has claimed yet
+        // (external → internal). Whatever is left of the latter at the end is released.
+        let (mut taken, mut unclaimed) = match &self.held {
+            None => {
+                let entries = scan(&dir)?;
+                let taken: HashSet<PortNumber> = entries.iter().map(|e| e.external).collect();
+                let mine = entries
+                    .iter()
+                    .filter_map(|e| e.pair_of(id))
+                    .map(|p| (p.external, p.internal))
+                    .collect();
+                (taken, mine)
+            }
+            Some(held) => (names(&dir)?, owned(&dir, id, held)?),
+        };
         let mut changes = Changes {
             dir: &dir,
             id,
             undo: Vec::new(),
         };
-        let claimed = self
-            .claim(&mut changes, requested, &mut taken, &mut unclaimed)
-            .and_then(|pairs| {
-                sync_dir(&dir)?;
-                Ok(pairs)
-            });
+        let claimed = self.claim(&mut changes, requested, &mut taken, &mut unclaimed);
         let mut pairs = match claimed {
             Ok(pairs) => pairs,
             Err(e) => {
@@ -90,7 +112,7 @@ impl<'a> Ports<'a> {
                 return Err(e);
             }
         };
-        // The new reservations are durable: from here on, a failure only leaves an entry that
+        // The new reservations are made: from here on, a failure only leaves an entry that
         // names `id`, which its next reserve or release removes, so it is logged, not returned.
         let unclaimed = if release_unclaimed {
             unclaimed
@@ -323,6 +345,41 @@ fn scan(dir: &Path) -> anyhow::Result<Vec<Entry>> {
         entries.push(Entry { external, owner });
     }
     Ok(entries)
+}
+
+/// The host ports reserved: the names of the entries, no target read.
+fn names(dir: &Path) -> anyhow::Result<HashSet<PortNumber>> {
+    let read = match fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut taken = HashSet::new();
+    for item in read {
+        let item = item.with_context(|| format!("reading {}", dir.display()))?;
+        if let Some(external) = item.file_name().to_str().and_then(|n| n.parse().ok()) {
+            taken.insert(external);
+        }
+    }
+    Ok(taken)
+}
+
+/// Those of the entries `held` that name `id` (external → internal).
+fn owned(
+    dir: &Path,
+    id: &ContainerId,
+    held: &[PortNumber],
+) -> anyhow::Result<BTreeMap<PortNumber, PortNumber>> {
+    let mut mine = BTreeMap::new();
+    for &external in held {
+        let target = read_target(&dir.join(external.to_string()))?;
+        if let Some((owner, internal)) = target.as_deref().and_then(parse_target)
+            && &owner == id
+        {
+            mine.insert(external, internal);
+        }
+    }
+    Ok(mine)
 }
 
 /// The target text of a reservation; `None` when it does not exist. Something that is not a

@@ -294,3 +294,57 @@ fn concurrent_installs_get_distinct_ports() {
         assert_eq!(&ports.reserved(&id(&format!("ctr-{i:02}"))).unwrap(), pairs);
     }
 }
+
+#[test]
+fn a_reserve_told_what_the_container_holds_reads_only_those_entries() {
+    let (_d, paths) = root();
+    let store = || Ports::new(&paths, range(5000, 5003));
+    let web = id("web-1");
+    let first = store().reserve(&web, &reqs(&["80:0", "443:0"])).unwrap();
+    store().reserve(&id("db-1"), &reqs(&["5432:0"])).unwrap();
+    let held: Vec<PortNumber> = first.iter().map(|p| p.external).collect();
+    // Re-installed with what its spec publishes: the same ports, kept stable.
+    let again = store()
+        .holding(held.clone())
+        .reserve(&web, &reqs(&["80:0", "443:0"]))
+        .unwrap();
+    assert_eq!(again, first);
+    // A port it no longer asks for is released; a new one never takes another's.
+    let fewer = store()
+        .holding(held)
+        .reserve(&web, &reqs(&["80:0", "8080:0"]))
+        .unwrap();
+    assert_eq!(fewer[0], first[0]);
+    let all = store().all().unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all.iter().filter(|(_, o, _)| o == &web).count() == 2);
+    assert!(
+        all.iter()
+            .any(|(_, o, i)| o == &id("db-1") && *i == port(5432))
+    );
+    // A hint naming another's entry takes nothing from it.
+    let db_port = all.iter().find(|(_, o, _)| o == &id("db-1")).unwrap().0;
+    let web_now: Vec<PortNumber> = fewer.iter().map(|p| p.external).collect();
+    store()
+        .holding(web_now.into_iter().chain([db_port]))
+        .reserve(&web, &reqs(&["80:0"]))
+        .unwrap();
+    assert!(
+        store()
+            .all()
+            .unwrap()
+            .iter()
+            .any(|(e, o, _)| *e == db_port && o == &id("db-1"))
+    );
+    // An entry of its own the hint leaves out stays until its release.
+    let (_d2, paths2) = root();
+    let store2 = || Ports::new(&paths2, range(5000, 5003));
+    store2().reserve(&web, &reqs(&["80:0"])).unwrap();
+    store2()
+        .holding([])
+        .reserve(&web, &reqs(&["81:0"]))
+        .unwrap();
+    assert_eq!(store2().reserved(&web).unwrap().len(), 2);
+    store2().release(&web).unwrap();
+    assert!(store2().reserved(&web).unwrap().is_empty());
+}
