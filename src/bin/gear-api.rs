@@ -52,7 +52,8 @@ pub struct Cli {
     /// and this host's own name are always answered.
     #[arg(long = "host-name", value_name = "NAME")]
     host_names: Vec<String>,
-    /// Host ports handed out when an install asks for port 0.
+    /// Host ports handed out when an install asks for port 0, less the kernel's ephemeral
+    /// ports (net.ipv4.ip_local_port_range) when the range has others.
     #[arg(long, value_name = "FIRST-LAST", default_value = "4000-60000")]
     port_range: PortRange,
     /// Allow bind mounts of /, /etc, /var/lib/containers, the Docker socket, and of
@@ -118,6 +119,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cli.port_range,
         );
         host.allow_system_mounts = cli.allow_system_mounts;
+        host.avoid_ports =
+            PortRange::ephemeral().filter(|e| cli.port_range.len_without(Some(*e)) > 0);
+        if let Some(e) = host.avoid_ports {
+            log::debug!("allocated host ports skip the kernel's ephemeral ports {e}");
+        }
         host.selinux = gear::container::mcs::Selinux::probe();
         serve(
             listeners,

@@ -71,6 +71,9 @@ pub struct Host<P: Parts> {
     pub accounts: P::Accounts,
     /// Where allocated host ports come from.
     pub port_range: PortRange,
+    /// Ports of that range an allocation skips: the kernel's ephemeral ports, which the
+    /// binaries set from [`PortRange::ephemeral`].
+    pub avoid_ports: Option<PortRange>,
     /// How long an operation waits for the lock of a busy container.
     pub lock_wait: Duration,
     /// Bind mounts of `/`, `/etc`, gear's state or the Docker socket are allowed
@@ -114,6 +117,7 @@ impl<P: Parts> Host<P> {
             firewall,
             accounts: Default::default(),
             port_range,
+            avoid_ports: None,
             lock_wait: LOCK_WAIT,
             allow_system_mounts: false,
             selinux: Default::default(),

@@ -161,10 +161,12 @@ impl<P: Parts> Host<P> {
             env_was_there: self.paths.env_file(id).exists(),
         });
         // What the old spec publishes is all the container holds: no other entry is read.
-        let store = Ports::new(&self.paths, self.port_range).holding(
-            old.iter()
-                .flat_map(|o| o.ports_in_use().map(|p| p.external)),
-        );
+        let store = Ports::new(&self.paths, self.port_range)
+            .avoiding(self.avoid_ports)
+            .holding(
+                old.iter()
+                    .flat_map(|o| o.ports_in_use().map(|p| p.external)),
+            );
         let ports = match running {
             true => store.reserve_keeping(id, &req.ports)?,
             false => store.reserve(id, &req.ports)?,

@@ -128,6 +128,39 @@ impl PortRange {
         let n = u16::try_from(u32::from(self.first) + offset).ok()?;
         PortNumber::try_from(n).ok()
     }
+
+    /// The part of `avoid` inside this range, if any.
+    fn overlap(self, avoid: Option<PortRange>) -> Option<PortRange> {
+        let a = avoid?;
+        let (first, last) = (a.first.max(self.first), a.last.min(self.last));
+        (first <= last).then_some(PortRange { first, last })
+    }
+
+    /// How many of its ports `avoid` leaves.
+    pub fn len_without(self, avoid: Option<PortRange>) -> u32 {
+        self.len() - self.overlap(avoid).map_or(0, PortRange::len)
+    }
+
+    /// The `offset`th of the ports `avoid` leaves.
+    fn nth_without(self, offset: u32, avoid: Option<PortRange>) -> Option<PortNumber> {
+        match self.overlap(avoid) {
+            Some(gap) if offset >= u32::from(gap.first - self.first) => {
+                self.nth(offset + gap.len())
+            }
+            _ => self.nth(offset),
+        }
+    }
+
+    /// The ports the kernel hands out as the local ends of outgoing connections
+    /// (`net.ipv4.ip_local_port_range`, which also holds for IPv6): a container publishing
+    /// one of them fails to start whenever some client's connection holds it ("address
+    /// already in use"), so allocations avoid them. `None` if it cannot be read.
+    pub fn ephemeral() -> Option<PortRange> {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+        let mut ends = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+        let (first, last) = (ends.next()??, ends.next()??);
+        (first <= last).then_some(PortRange { first, last })
+    }
 }
 
 impl fmt::Display for PortRange {

@@ -15,6 +15,9 @@ out=$(tb gear install gear-test/httpd:latest localhost/web-1 --start -p 8080:0)
 assert_contains "$out" "localhost/web-1: installed and started, ports 8080->"
 port=$(tb curl -fsS $api/container/web-1/ports | sed -n 's/.*"External":\([0-9]*\).*/\1/p')
 [ -n "$port" ] || fail "no external port reported"
+# Never one the kernel may hand to a client's connection, which would fail a later start.
+read -r eph_lo eph_hi < <(tb cat /proc/sys/net/ipv4/ip_local_port_range)
+[ "$port" -lt "$eph_lo" ] || [ "$port" -gt "$eph_hi" ] || fail "allocated $port is an ephemeral port ($eph_lo-$eph_hi)"
 assert_eq "hello from gear-test/httpd" "$(tb curl -fsS "http://127.0.0.1:$port/")"
 assert_eq active "$(tb systemctl is-active ctr-web-1.service)"
 assert_eq true "$(tb docker inspect -f '{{.State.Running}}' ctr-web-1)"

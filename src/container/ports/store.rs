@@ -22,6 +22,8 @@ pub struct Ports<'a> {
     /// The only entries that may be the reserving container's, when its caller knows them:
     /// a reserve then reads no other entry's target (see [`Ports::holding`]).
     held: Option<Vec<PortNumber>>,
+    /// Ports an allocation never hands out ([`PortRange::ephemeral`]).
+    avoid: Option<PortRange>,
 }
 
 impl<'a> Ports<'a> {
@@ -31,7 +33,15 @@ impl<'a> Ports<'a> {
             paths,
             range,
             held: None,
+            avoid: None,
         }
+    }
+
+    /// These reservations, whose allocations (port 0) skip the ports of `avoid`; ports a
+    /// request names are still given.
+    pub fn avoiding(mut self, avoid: Option<PortRange>) -> Ports<'a> {
+        self.avoid = avoid;
+        self
     }
 
     /// These reservations, whose reserve takes `held` (the host ports its spec publishes)
@@ -173,7 +183,7 @@ impl<'a> Ports<'a> {
                 None => to_allocate.push(internal),
             }
         }
-        let len = self.range.len();
+        let len = self.range.len_without(self.avoid);
         // Start where the id's hash points, so that concurrent installs spread over the
         // range instead of all racing for its first free port.
         let mut next = if len == 0 {
@@ -197,11 +207,11 @@ impl<'a> Ports<'a> {
         taken: &mut HashSet<PortNumber>,
         unclaimed: &mut BTreeMap<PortNumber, PortNumber>,
     ) -> Result<PortNumber, PortError> {
-        let len = self.range.len();
+        let len = self.range.len_without(self.avoid);
         for _ in 0..len {
             let offset = *next % len;
             *next = offset + 1;
-            let Some(port) = self.range.nth(offset) else {
+            let Some(port) = self.range.nth_without(offset, self.avoid) else {
                 continue;
             };
             // A port this container no longer uses is about to be released anyway; handing

@@ -348,3 +348,35 @@ fn a_reserve_told_what_the_container_holds_reads_only_those_entries() {
     store2().release(&web).unwrap();
     assert!(store2().reserved(&web).unwrap().is_empty());
 }
+
+#[test]
+fn allocations_skip_the_ports_to_avoid_but_named_ports_are_given() {
+    let (_d, paths) = root();
+    let avoid = Some(range(5002, 5007));
+    assert_eq!(range(5000, 5009).len_without(avoid), 4);
+    assert_eq!(range(5000, 5009).len_without(Some(range(1, 60000))), 0);
+    assert_eq!(range(5000, 5009).len_without(Some(range(6000, 7000))), 10);
+    let store = || Ports::new(&paths, range(5000, 5009)).avoiding(avoid);
+    let mut got = HashSet::new();
+    for n in 0..4 {
+        let pairs = store()
+            .reserve(&id(&format!("app-{n}")), &reqs(&["80:0"]))
+            .unwrap();
+        got.insert(pairs[0].external.get());
+    }
+    assert_eq!(got, HashSet::from([5000, 5001, 5008, 5009]));
+    // Only avoided ports are left: an allocation finds none, a named one is still given.
+    assert!(matches!(
+        store().reserve(&id("app-9"), &reqs(&["80:0"])),
+        Err(PortError::Exhausted { .. })
+    ));
+    let named = store().reserve(&id("app-9"), &reqs(&["80:5003"])).unwrap();
+    assert_eq!(named[0].external.get(), 5003);
+}
+
+#[test]
+fn the_kernels_ephemeral_range_is_read() {
+    // Every Linux has it; the default is 32768-60999.
+    let e = PortRange::ephemeral().expect("ip_local_port_range");
+    assert!(e.len_without(None) > 0);
+}
