@@ -66,6 +66,7 @@ pub struct Cli {
 }
 
 fn main() -> ExitCode {
+    gear::runtime::keep_heap();
     let cli = Cli::parse();
     gear::logging::init(cli.verbose.max(1));
     match run(cli) {
