@@ -122,9 +122,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         host.allow_system_mounts = cli.allow_system_mounts;
         host.avoid_ports =
             PortRange::ephemeral().filter(|e| cli.port_range.len_without(Some(*e)) > 0);
-        if let Some(e) = host.avoid_ports {
-            log::debug!("allocated host ports skip the kernel's ephemeral ports {e}");
-        }
         host.selinux = gear::container::mcs::Selinux::probe();
         serve(
             listeners,

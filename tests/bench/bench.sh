@@ -8,7 +8,8 @@
 #   3. start, stop and restart of a gear unit against a reference unit that runs plain
 #      `docker run` with no helper steps (the same image, ports and client);
 #   4. scale: installs up to SCALE containers (time per install against the count), GET
-#      /containers with all of them, the agent's memory, then STARTS started at once.
+#      /containers with all of them, the agent's memory, then STARTS plain `docker run -d`
+#      at once (the floor) and STARTS gear containers started at once.
 # Benchmarks are not tests: nothing here fails on a slow figure, only on a wrong answer.
 set -euo pipefail
 api=http://127.0.0.1:43273
@@ -145,6 +146,20 @@ lat "$api/containers" > /tmp/list.txt
 lat "$api/containers?all=1" > /tmp/listall.txt
 sleep 1
 rss_scale=$(rss_kb)
+# The floor under the starts at once: as many plain `docker run -d` at once, the same image
+# and a published port, with the same 1000 units installed; removed before gear's.
+: > /tmp/dstarts.txt
+t_all=$(ns)
+for i in $(seq 1 "$STARTS"); do
+  ( t0=$(ns); docker run -d --rm --init --name par-$i -p 8080 $img >/dev/null 2>/tmp/dstart-$i.err \
+      && echo "ok $(( $(ns) - t0 ))" >> /tmp/dstarts.txt \
+      || echo "docker run $i: $(cat /tmp/dstart-$i.err)" >&2 ) &
+done
+wait
+t_dstarts=$(( $(ns) - t_all ))
+dstarted_ok=$(grep -c '^ok ' /tmp/dstarts.txt || true)
+awk '{print $2}' /tmp/dstarts.txt > /tmp/dstart-lat.txt
+docker ps -q --filter name=par- | xargs -r docker rm -f >/dev/null
 : > /tmp/starts.txt
 t_all=$(ns)
 for i in $(seq 1 "$STARTS"); do
@@ -212,7 +227,9 @@ Scale ($installed containers installed, $STARTS of them started at once):
 | \`GET /containers\`, $installed installed: p50 / p99 | $(pct 50 < /tmp/list.txt | sms) / $(pct 99 < /tmp/list.txt | sms) ms |
 | \`GET /containers?all=1\`, $installed installed: p50 / p99 | $(pct 50 < /tmp/listall.txt | sms) / $(pct 99 < /tmp/listall.txt | sms) ms |
 | \`gear-api\` memory after $installed installs | $((rss_scale / 1024)) MiB ($rss_scale kB) |
-| $STARTS starts at once: all done after | $(echo $t_starts | ms) ms ($(awk -v t=$t_starts -v n="$STARTS" 'BEGIN {printf "%.1f", t / n / 1e6}') ms per start) |
+| $STARTS \`docker run -d\` at once (the floor): all done after | $(echo $t_dstarts | ms) ms ($(awk -v t=$t_dstarts -v n="$STARTS" 'BEGIN {printf "%.1f", t / n / 1e6}') ms per start), $dstarted_ok of $STARTS started |
+| each of those: median / p99 / max | $(pct 50 < /tmp/dstart-lat.txt | ms) / $(pct 99 < /tmp/dstart-lat.txt | ms) / $(pct 100 < /tmp/dstart-lat.txt | ms) ms |
+| $STARTS gear starts at once (\`PUT /container/:id/started\`, each until active): all done after | $(echo $t_starts | ms) ms ($(awk -v t=$t_starts -v n="$STARTS" 'BEGIN {printf "%.1f", t / n / 1e6}') ms per start) |
 | each of those starts: median / p99 / max | $(pct 50 < /tmp/start-lat.txt | ms) / $(pct 99 < /tmp/start-lat.txt | ms) / $(pct 100 < /tmp/start-lat.txt | ms) ms |
 | one more start after them, alone (\`gear start\`) | $(echo $one_start | ms) ms |
 | starts answered 200 / containers running | $started_ok of $STARTS / $running |
