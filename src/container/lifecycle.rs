@@ -316,7 +316,8 @@ impl<P: Parts> Host<P> {
             || self.paths.env_file(id).exists()
             || self.paths.idle_marker(id).exists()
             || (with_volumes && self.paths.container_volumes(id).exists())
-            || !store.reserved(id)?.is_empty();
+            || !store.reserved(id)?.is_empty()
+            || super::mcs::Levels::new(&self.paths).holds(id)?;
         if !installed && !leftovers {
             return Err(Error::NotInstalled(id.clone()));
         }

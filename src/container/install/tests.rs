@@ -131,6 +131,11 @@ async fn a_failed_install_gives_its_level_back_and_a_delete_releases_it() {
     h.delete(&id("app-a"), false).await.unwrap();
     let held = vec![(b.selinux_level.unwrap(), "app-b".to_string())];
     assert_eq!(levels.all().unwrap(), held);
+
+    // A level is all a killed install left: delete takes it back all the same.
+    levels.reserve(&id("app-c")).unwrap().unwrap();
+    h.delete(&id("app-c"), false).await.unwrap();
+    assert_eq!(levels.all().unwrap(), held);
 }
 
 #[tokio::test]

@@ -104,6 +104,12 @@ impl<'a> Levels<'a> {
         Ok(())
     }
 
+    /// Whether `id` holds a level (reads every entry's target).
+    pub fn holds(&self, id: &ContainerId) -> anyhow::Result<bool> {
+        let all = scan(&self.paths.mcs_dir())?;
+        Ok(all.iter().any(|(_, owner)| owner == id.as_str()))
+    }
+
     /// Who holds `level`: the target of its entry, if there is one (one readlink(2)).
     pub fn owner(&self, level: McsLevel) -> anyhow::Result<Option<String>> {
         read_target(&self.paths.mcs_dir().join(level.to_string()))
