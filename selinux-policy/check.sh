@@ -98,6 +98,7 @@ done <<'PATHS'
 /var/lib/containers/specs/a.json file gear_var_lib_t
 /var/lib/containers/env/a file gear_env_t
 /var/lib/containers/ports/4000 - gear_var_lib_t
+/var/lib/containers/mcs/s0:c1,c2 - gear_var_lib_t
 /var/lib/containers/builds/b1/log file gear_var_lib_t
 /var/lib/containers/keys/a file gear_keys_file_t
 /var/lib/containers/git/r1/objects/pack/x.pack file gear_git_t

@@ -124,6 +124,12 @@ impl Paths {
         self.state_dir().join("ports")
     }
 
+    /// `/var/lib/containers/mcs`: one entry per SELinux MCS level a container holds, named
+    /// by the level (`s0:c12,c345`), a symlink to the container's id.
+    pub fn mcs_dir(&self) -> PathBuf {
+        self.state_dir().join("mcs")
+    }
+
     /// `/run/gear/requests`: answers to requests that carried an `X-Request-Id`, so a
     /// retried request is answered again instead of done again (kept until reboot).
     pub fn requests_dir(&self) -> PathBuf {

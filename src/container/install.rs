@@ -8,7 +8,7 @@ use super::history::{History, same};
 use super::host::{Host, Parts};
 use super::lifecycle::{Error, Installed, is_up};
 use super::lock::Lock;
-use super::mcs::{self, McsLevel, Selinux};
+use super::mcs::{Levels, McsLevel, Reserved, Selinux};
 use super::ports::{PortPair, PortRange, Ports};
 use super::spec::{ContainerSpec, Image, InstallRequest};
 use super::{unit, volumes};
@@ -154,11 +154,12 @@ impl<P: Parts> Host<P> {
         };
         // Until the commit point, a failure (a full disk, say) must leave nothing of a
         // container that was not installed: its reservations and files are taken back.
-        let partial = old.is_none().then(|| PartialInstall {
+        let mut partial = old.is_none().then(|| PartialInstall {
             paths: &self.paths,
             range: self.port_range,
             id,
             env_was_there: self.paths.env_file(id).exists(),
+            level: None,
         });
         // What the old spec publishes is all the container holds: no other entry is read.
         let store = Ports::new(&self.paths, self.port_range)
@@ -195,6 +196,10 @@ impl<P: Parts> Host<P> {
             None => old.as_ref().map(|o| o.links.clone()).unwrap_or_default(),
         };
         let user = self.user_for(id, req.isolate, old.as_ref())?;
+        let level = self.selinux_level(id, old.as_ref())?;
+        if let (Some(partial), Some(level)) = (&mut partial, level) {
+            partial.level = Some(level.level);
+        }
         let spec = ContainerSpec {
             user,
             ready,
@@ -208,7 +213,7 @@ impl<P: Parts> Host<P> {
             slice: req.systemd_slice.unwrap_or_default(),
             relax: req.relax,
             pids_limit: req.pids_limit,
-            selinux_level: self.selinux_level(id, old.as_ref())?,
+            selinux_level: level.map(|l| l.level),
             memory: req.memory,
             cpus: req.cpus,
             restart: req.restart.unwrap_or_default(),
@@ -226,6 +231,9 @@ impl<P: Parts> Host<P> {
         History::stage(&self.paths, id, &spec, image_id, &mut files)?;
         // The reservations' directory is made durable with the files' directories.
         files.sync_dir_too(&self.paths.ports_dir());
+        if level.is_some_and(|l| l.created) {
+            files.sync_dir_too(&self.paths.mcs_dir());
+        }
         let text = format!("{}{}", unit::GENERATED_HEADER, unit.render());
         // The commit point, staged last: once it is in place the container is installed.
         files.stage(&self.paths.unit_file(id), text.as_bytes(), 0o644)?;
@@ -245,50 +253,25 @@ impl<P: Parts> Host<P> {
         })
     }
 
-    /// The MCS level of `id`: none without SELinux; else the one it has, or a new one no
-    /// other container has ([`mcs::pick`]).
+    /// The MCS level of `id`: none without SELinux; else the one its spec records, whose
+    /// reservation is made sure of, or a new one no other container holds
+    /// ([`Levels::reserve`]: no other container's spec is read).
     fn selinux_level(
         &self,
         id: &ContainerId,
         old: Option<&ContainerSpec>,
-    ) -> anyhow::Result<Option<McsLevel>> {
+    ) -> anyhow::Result<Option<Reserved>> {
         if self.selinux == Selinux::Disabled {
             return Ok(None);
         }
+        let levels = Levels::new(&self.paths);
         if let Some(level) = old.and_then(|o| o.selinux_level) {
-            return Ok(Some(level));
+            return levels.keep(id, level).map(Some);
         }
-        let taken = self.levels_in_use(id)?;
-        mcs::pick(id, &taken)
+        levels
+            .reserve(id)?
             .map(Some)
             .context("every SELinux MCS level is in use by another container")
-    }
-
-    /// The levels of every other installed container. A spec that cannot be read is
-    /// skipped: it has no level to keep.
-    fn levels_in_use(&self, id: &ContainerId) -> anyhow::Result<Vec<McsLevel>> {
-        let dir = self.paths.specs_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            r => r.with_context(|| format!("listing {}", dir.display()))?,
-        };
-        let mut taken = vec![];
-        for entry in entries {
-            let path = entry?.path();
-            let other = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<ContainerId>().ok());
-            match other {
-                Some(other) if &other != id => {
-                    if let Ok(spec) = ContainerSpec::load(&self.paths, &other) {
-                        taken.extend(spec.selinux_level);
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(taken)
     }
 
     /// Pulls `image` unless it is present; returns its id (one look at the engine when it
@@ -344,6 +327,8 @@ struct PartialInstall<'a> {
     id: &'a ContainerId,
     /// An environment set before the install (`gear set-env` first) is the user's: kept.
     env_was_there: bool,
+    /// The MCS level reserved for it, once it is.
+    level: Option<McsLevel>,
 }
 
 impl Drop for PartialInstall<'_> {
@@ -353,8 +338,13 @@ impl Drop for PartialInstall<'_> {
             true => Ok(()),
             false => atomic_file::remove(&self.paths.env_file(self.id)),
         };
+        let level = match self.level {
+            Some(level) => Levels::new(self.paths).release_level(self.id, level),
+            None => Ok(()),
+        };
         let undo = Ports::new(self.paths, self.range)
             .release(self.id)
+            .and(level)
             .and(env)
             .and(atomic_file::remove(&self.paths.spec_file(self.id)));
         if let Err(e) = undo {

@@ -304,9 +304,9 @@ impl<P: Parts> Host<P> {
         }
     }
 
-    /// Deletes `id`: stops it, then removes its unit, links, spec, environment, ports, idle
-    /// state and Docker container, and nothing of any other container. Works on what a
-    /// half-done install left as well. Its owned volumes are kept unless `with_volumes`
+    /// Deletes `id`: stops it, then removes its unit, links, spec, environment, ports, MCS
+    /// level, idle state and Docker container, and nothing of any other container. Works on
+    /// what a half-done install left as well. Its owned volumes are kept unless `with_volumes`
     /// (which also removes the volumes an earlier delete kept).
     pub async fn delete(&self, id: &ContainerId, with_volumes: bool) -> Result<VolumesLeft, Error> {
         let _lock = self.lock(id).await?;
@@ -316,7 +316,8 @@ impl<P: Parts> Host<P> {
             || self.paths.env_file(id).exists()
             || self.paths.idle_marker(id).exists()
             || (with_volumes && self.paths.container_volumes(id).exists())
-            || !store.reserved(id)?.is_empty();
+            || !store.reserved(id)?.is_empty()
+            || super::mcs::Levels::new(&self.paths).holds(id)?;
         if !installed && !leftovers {
             return Err(Error::NotInstalled(id.clone()));
         }
@@ -333,6 +334,7 @@ impl<P: Parts> Host<P> {
         self.unwant_at_boot(id)?;
         atomic_file::remove(&self.paths.systemd_dir().join(&unit_name))?;
         store.release(id)?;
+        super::mcs::Levels::new(&self.paths).release(id)?;
         atomic_file::remove(&self.paths.env_file(id))?;
         atomic_file::remove(&self.paths.spec_file(id))?;
         self.docker.remove_container(&unit::docker_name(id)).await?;

@@ -5,6 +5,9 @@
 //! install, so it never changes under a container's volumes. When SELinux is off, no
 //! level is chosen and no option is passed (Docker would refuse a label it cannot apply).
 //!
+//! Which container holds which level is kept in a reservation store ([`Levels`], one
+//! symlink per level), so a new container's pick reads no other container's spec.
+//!
 //! geard had these helpers (`uniqMcs`, `IntToMcs`) but never used them.
 
 use std::fmt;
@@ -116,16 +119,20 @@ serde_via_str!(McsLevel);
 
 /// The level of container `id`: derived from its id (FNV-1a, the same on every host and
 /// build), so the same id tends to get the same level; when another container has that
-/// one (`taken`), the next free pair. `None` only when all 523 776 are taken.
+/// one (`taken`), the next free pair. `None` only when all 523 776 are taken. The
+/// reservation store ([`Levels`]) walks the same order, without a set of taken levels.
 pub fn pick<'a>(
     id: &ContainerId,
     taken: impl IntoIterator<Item = &'a McsLevel>,
 ) -> Option<McsLevel> {
     let taken: std::collections::HashSet<&McsLevel> = taken.into_iter().collect();
+    walk(id).find(|level| !taken.contains(level))
+}
+
+/// Every level, in the order `id` tries them: from where its hash points, wrapping around.
+fn walk(id: &ContainerId) -> impl Iterator<Item = McsLevel> + use<> {
     let start = (fnv1a(id.as_str().as_bytes()) % u64::from(PAIRS)) as u32;
-    (0..PAIRS)
-        .map(|i| McsLevel::nth((start + i) % PAIRS))
-        .find(|level| !taken.contains(level))
+    (0..PAIRS).map(move |i| McsLevel::nth((start + i) % PAIRS))
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -133,6 +140,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
+
+mod store;
+pub use store::{Levels, Reserved};
 
 #[cfg(test)]
 mod tests;

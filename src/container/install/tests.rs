@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::container::host::{Fake, Host, fake_host};
-use crate::container::mcs::{McsLevel, Selinux};
+use crate::container::mcs::{Levels, McsLevel, Selinux};
 use crate::container::spec::{ContainerSpec, InstallRequest};
 use crate::docker::fake::FakeDocker;
 use crate::id::ContainerId;
@@ -58,17 +58,84 @@ async fn with_selinux_each_container_gets_its_own_level_kept_across_reinstalls()
 }
 
 #[tokio::test]
-async fn a_level_another_container_holds_is_not_handed_out_again() {
+async fn a_level_another_containers_spec_records_is_not_handed_out_on_an_older_host() {
     let dir = tempfile::tempdir().unwrap();
     let h = host(dir.path(), Selinux::Enabled);
-    // `app-x` would get `app-y`'s level were it free: `app-y` was installed with it first.
+    // `app-x` would get `app-y`'s level were it free: `app-y` got it from a gear that
+    // kept levels only in specs, so the store is not there yet.
     let wanted = crate::container::mcs::pick(&id("app-x"), []).unwrap();
     let (mut y, _) = install(&h, "app-y", r#"{"Image":"img"}"#).await;
     y.selinux_level = Some(wanted);
     y.store(&h.paths).unwrap();
+    std::fs::remove_dir_all(h.paths.mcs_dir()).unwrap();
     let (x, _) = install(&h, "app-x", r#"{"Image":"img"}"#).await;
     assert_ne!(x.selinux_level, Some(wanted));
     assert!(x.selinux_level.is_some());
+    let levels = Levels::new(&h.paths);
+    assert_eq!(levels.owner(wanted).unwrap().as_deref(), Some("app-y"));
+    assert_eq!(
+        levels.owner(x.selinux_level.unwrap()).unwrap().as_deref(),
+        Some("app-x")
+    );
+}
+
+#[tokio::test]
+async fn once_the_store_exists_an_install_reads_no_other_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), Selinux::Enabled);
+    let (mut y, _) = install(&h, "app-y", r#"{"Image":"img"}"#).await;
+    // A spec written behind gear's back claims `app-x`'s level: only the store counts, so
+    // no spec was read.
+    let wanted = crate::container::mcs::pick(&id("app-x"), []).unwrap();
+    y.id = id("app-z");
+    y.selinux_level = Some(wanted);
+    y.store(&h.paths).unwrap();
+    let (x, _) = install(&h, "app-x", r#"{"Image":"img"}"#).await;
+    assert_eq!(x.selinux_level, Some(wanted));
+}
+
+#[tokio::test]
+async fn an_installed_container_gets_its_missing_reservation_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), Selinux::Enabled);
+    let (a, _) = install(&h, "app-a", r#"{"Image":"img"}"#).await;
+    let level = a.selinux_level.unwrap();
+    let levels = Levels::new(&h.paths);
+    levels.release_level(&id("app-a"), level).unwrap();
+    assert_eq!(levels.owner(level).unwrap(), None);
+    let (again, _) = install(&h, "app-a", r#"{"Image":"img"}"#).await;
+    assert_eq!(again.selinux_level, Some(level));
+    assert_eq!(levels.owner(level).unwrap().as_deref(), Some("app-a"));
+}
+
+#[tokio::test]
+async fn a_failed_install_gives_its_level_back_and_a_delete_releases_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path(), Selinux::Enabled);
+    let (a, _) = install(&h, "app-a", r#"{"Image":"img"}"#).await;
+    // The unit cannot be written: the install fails after its level was reserved.
+    let units = h.paths.units_dir();
+    std::fs::rename(&units, dir.path().join("units-aside")).unwrap();
+    std::fs::write(&units, "not a directory").unwrap();
+    let failed = h
+        .install(&id("app-b"), req(r#"{"Image":"img"}"#), None)
+        .await;
+    assert!(failed.is_err());
+    let levels = Levels::new(&h.paths);
+    let held = vec![(a.selinux_level.unwrap(), "app-a".to_string())];
+    assert_eq!(levels.all().unwrap(), held);
+    std::fs::remove_file(&units).unwrap();
+    std::fs::rename(dir.path().join("units-aside"), &units).unwrap();
+
+    let (b, _) = install(&h, "app-b", r#"{"Image":"img"}"#).await;
+    h.delete(&id("app-a"), false).await.unwrap();
+    let held = vec![(b.selinux_level.unwrap(), "app-b".to_string())];
+    assert_eq!(levels.all().unwrap(), held);
+
+    // A level is all a killed install left: delete takes it back all the same.
+    levels.reserve(&id("app-c")).unwrap().unwrap();
+    h.delete(&id("app-c"), false).await.unwrap();
+    assert_eq!(levels.all().unwrap(), held);
 }
 
 #[tokio::test]
