@@ -48,6 +48,10 @@ enum Step {
     Started {
         /// The container.
         id: ContainerId,
+        /// The main process is `gear-step run`: first wait until it has prepared (it may
+        /// still be removing a leftover container when this starts).
+        #[arg(long)]
+        after_run: bool,
     },
     /// After the unit stopped: remove the container and the start mark (only the mark when
     /// systemd's $EXIT_CODE and $EXIT_STATUS say `docker run --rm` ended by itself).
@@ -64,14 +68,18 @@ fn main() -> ExitCode {
         let (paths, docker) = (Paths::system(), DockerApi::default());
         runtime.block_on(async {
             match &cli.step {
-                Step::Run { id, .. } | Step::Prepare { id } => {
-                    step::prepare(&paths, &docker, id).await
+                Step::Run { id, .. } => {
+                    step::prepare(&paths, &docker, id, Some(std::process::id())).await
                 }
-                Step::Started { id } => {
+                Step::Prepare { id } => step::prepare(&paths, &docker, id, None).await,
+                Step::Started { id, after_run } => {
                     // systemd sets MAINPID for start-post commands; without it, only the
                     // container's own end can fail the wait.
                     let main = std::env::var("MAINPID").ok().and_then(|p| p.parse().ok());
                     let alive = move || main.is_none_or(step::process_alive);
+                    if let (true, Some(pid)) = (*after_run, main) {
+                        step::wait_prepared(&paths, id, pid, alive).await?;
+                    }
                     step::started(&paths, &docker, &Iptables, id, alive).await
                 }
                 Step::Remove { id } => {

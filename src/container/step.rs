@@ -33,12 +33,47 @@ use crate::paths::Paths;
 /// stop did not finish: a host crash, a killed unit), removes it, so `docker run` never
 /// fails on a name conflict. Then sets the marker for this run. A normal start costs no
 /// Engine call.
-pub async fn prepare(paths: &Paths, docker: &impl Docker, id: &ContainerId) -> anyhow::Result<()> {
+///
+/// `run`, the unit's main process when it is `gear-step run` (which prepares and then
+/// becomes `docker run`): written into the marker once done, for [`wait_prepared`].
+pub async fn prepare(
+    paths: &Paths,
+    docker: &impl Docker,
+    id: &ContainerId,
+    run: Option<u32>,
+) -> anyhow::Result<()> {
     let marker = paths.started_marker(id);
     if marker.exists() {
         docker.remove_container(&docker_name(id)).await?;
     }
-    create_marker(&marker)
+    let stamp = run.map(prepared_stamp).unwrap_or_default();
+    create_marker(&marker, stamp.as_bytes())
+}
+
+/// What the marker says once `gear-step run` with process id `main` has prepared: the
+/// boot's id too, so a marker a crash left can never pass for this boot's.
+fn prepared_stamp(main: u32) -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    format!("{} {main}\n", boot.trim())
+}
+
+/// `ExecStartPost` starts as soon as the main process is forked, while `gear-step run` may
+/// still be removing a leftover container (whose end must not pass for the new one's):
+/// this waits until the marker says that `main` has prepared, or `main_alive()` says it
+/// ended. Usually it already has.
+pub async fn wait_prepared(
+    paths: &Paths,
+    id: &ContainerId,
+    main: u32,
+    main_alive: impl Fn() -> bool,
+) -> anyhow::Result<()> {
+    let marker = paths.started_marker(id);
+    let done = prepared_stamp(main);
+    while std::fs::read_to_string(&marker).map_or(true, |text| text != done) {
+        anyhow::ensure!(main_alive(), "the start of {id} ended while preparing");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    Ok(())
 }
 
 /// `ExecStartPost`: waits until the container runs, giving up when `main_alive()` says
@@ -215,11 +250,11 @@ pub fn engine_running(pid_file: &Path) -> bool {
     }
 }
 
-fn create_marker(marker: &Path) -> anyhow::Result<()> {
+fn create_marker(marker: &Path, text: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = marker.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(marker, b"").with_context(|| format!("creating {}", marker.display()))
+    std::fs::write(marker, text).with_context(|| format!("creating {}", marker.display()))
 }
 
 /// Whether process `pid` still runs (exists and is not a zombie): `/proc/PID/stat`'s state,
@@ -256,7 +291,7 @@ mod tests {
         let paths = Paths::new(dir.path());
         let id: ContainerId = "web-1".parse().unwrap();
         let docker = FakeDocker::default();
-        prepare(&paths, &docker, &id).await.unwrap();
+        prepare(&paths, &docker, &id, None).await.unwrap();
         assert!(
             docker.calls.lock().unwrap().is_empty(),
             "a clean start asks nothing"
@@ -264,7 +299,7 @@ mod tests {
         assert!(paths.started_marker(&id).exists());
         // The marker survived (the last stop never finished): the leftover goes first.
         running(&docker, "ctr-web-1");
-        prepare(&paths, &docker, &id).await.unwrap();
+        prepare(&paths, &docker, &id, None).await.unwrap();
         assert_eq!(*docker.calls.lock().unwrap(), ["rm ctr-web-1"]);
         assert!(paths.started_marker(&id).exists());
     }
@@ -355,7 +390,7 @@ mod tests {
         let id: ContainerId = "web-1".parse().unwrap();
         let docker = FakeDocker::default();
         running(&docker, "ctr-web-1");
-        prepare(&paths, &docker, &id).await.unwrap();
+        prepare(&paths, &docker, &id, None).await.unwrap();
         remove(&paths, &docker, &id, true, MainEnd::Unknown)
             .await
             .unwrap();
@@ -378,13 +413,13 @@ mod tests {
         let id: ContainerId = "web-1".parse().unwrap();
         let docker = FakeDocker::default();
         docker.oom_killed.lock().unwrap().insert("ctr-web-1".into());
-        prepare(&paths, &docker, &id).await.unwrap();
+        prepare(&paths, &docker, &id, None).await.unwrap();
         remove(&paths, &docker, &id, true, MainEnd::Unknown)
             .await
             .unwrap();
         assert_eq!(last_end(&paths, &id).as_deref(), Some("oom-kill"));
         docker.oom_killed.lock().unwrap().clear();
-        prepare(&paths, &docker, &id).await.unwrap();
+        prepare(&paths, &docker, &id, None).await.unwrap();
         remove(&paths, &docker, &id, true, MainEnd::Unknown)
             .await
             .unwrap();
@@ -397,7 +432,7 @@ mod tests {
         let paths = Paths::new(dir.path());
         let id: ContainerId = "web-1".parse().unwrap();
         let docker = FakeDocker::default();
-        prepare(&paths, &docker, &id).await.unwrap();
+        prepare(&paths, &docker, &id, None).await.unwrap();
         remove(&paths, &docker, &id, false, MainEnd::Unknown)
             .await
             .unwrap();
@@ -407,7 +442,7 @@ mod tests {
         );
         assert!(paths.started_marker(&id).exists(), "the marker must stay");
         running(&docker, "ctr-web-1");
-        prepare(&paths, &docker, &id).await.unwrap();
+        prepare(&paths, &docker, &id, None).await.unwrap();
         assert_eq!(*docker.calls.lock().unwrap(), ["rm ctr-web-1"]);
     }
 
@@ -418,7 +453,7 @@ mod tests {
         let id: ContainerId = "web-1".parse().unwrap();
         let docker = FakeDocker::default();
         docker.oom_killed.lock().unwrap().insert("ctr-web-1".into());
-        prepare(&paths, &docker, &id).await.unwrap();
+        prepare(&paths, &docker, &id, None).await.unwrap();
         // Stopped by SIGTERM (docker-init's 143), or the program's own exit: `--rm` is done.
         for status in [143, 0, 1] {
             remove(&paths, &docker, &id, true, MainEnd::Exited(status))
@@ -431,7 +466,7 @@ mod tests {
         );
         assert!(!paths.started_marker(&id).exists());
         // 137 may be the kernel's kill for memory: the events say so.
-        prepare(&paths, &docker, &id).await.unwrap();
+        prepare(&paths, &docker, &id, None).await.unwrap();
         remove(&paths, &docker, &id, true, MainEnd::Exited(137))
             .await
             .unwrap();
@@ -441,7 +476,7 @@ mod tests {
         );
         assert_eq!(last_end(&paths, &id).as_deref(), Some("oom-kill"));
         // The next clean end clears that record.
-        prepare(&paths, &docker, &id).await.unwrap();
+        prepare(&paths, &docker, &id, None).await.unwrap();
         remove(&paths, &docker, &id, true, MainEnd::Exited(0))
             .await
             .unwrap();
@@ -473,6 +508,28 @@ mod tests {
         assert!(engine_running(&pid_file));
         std::fs::write(&pid_file, format!("{}\n", u32::MAX)).unwrap();
         assert!(!engine_running(&pid_file), "a dead engine's pid file");
+    }
+
+    #[tokio::test]
+    async fn the_post_step_waits_until_this_runs_prepare_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        let id: ContainerId = "web-1".parse().unwrap();
+        let docker = FakeDocker::default();
+        let wait = |main| {
+            tokio::time::timeout(
+                std::time::Duration::from_millis(100),
+                wait_prepared(&paths, &id, main, || true),
+            )
+        };
+        // A marker an earlier run left (or none): still preparing.
+        assert!(wait(41).await.is_err());
+        prepare(&paths, &docker, &id, Some(41)).await.unwrap();
+        assert!(wait(42).await.is_err(), "another run's mark passed");
+        wait(41).await.unwrap().unwrap();
+        // The main process ended before it was done: the wait ends, failing.
+        let err = wait_prepared(&paths, &id, 42, || false).await.unwrap_err();
+        assert!(err.to_string().contains("ended while preparing"), "{err}");
     }
 
     #[test]

@@ -115,7 +115,12 @@ pub fn render(
         .collect();
     u.set_exec("Service", "ExecStart", "", &start)?;
     // A link that cannot be applied fails the start, with the reason in the journal.
-    u.set_exec("Service", "ExecStartPost", "", &[STEP, "started", id])?;
+    u.set_exec(
+        "Service",
+        "ExecStartPost",
+        "",
+        &[STEP, "started", "--after-run", id],
+    )?;
     // No ExecStop: systemd's SIGTERM reaches `docker run`, which passes it on to the
     // container (as a plain `docker run` unit does, with no step of its own); if that is
     // not enough, systemd kills `docker run` after TimeoutStopSec and ExecStopPost
