@@ -6,7 +6,8 @@
 //! 1. mark it idle and put hold rules on every port it publishes: from now on a first SYN
 //!    waits in the idler's queue, and the idler's wake of it waits for this lock;
 //! 2. drain: wait until no connection to the old container is open, at most its
-//!    `DrainTimeout` (connections in flight finish; held ones have not reached it);
+//!    `DrainTimeout` (connections in flight finish; held ones have not reached it). One
+//!    that docker-proxy accepted on the host and has not passed on yet counts too;
 //! 3. restart the unit: a stop of the old container, a start of the new one, which ends
 //!    once its readiness probe passes (or, without a probe, once each published port
 //!    accepts at its address);
@@ -38,8 +39,9 @@ pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
 /// How long a switch without a readiness probe waits for the new container to accept.
 const ACCEPT_WAIT: Duration = Duration::from_secs(20);
 
-/// How long after the hold the drain starts counting.
-const SETTLE: Duration = Duration::from_millis(100);
+/// How long after the hold the drain starts counting: for a SYN that passed just before the
+/// hold rules and is not in a socket yet (within the kernel, microseconds).
+const SETTLE: Duration = Duration::from_millis(10);
 
 /// How often open connections are counted while draining.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
@@ -189,19 +191,26 @@ impl<P: Parts> Host<P> {
         let since = tokio::time::Instant::now();
         let deadline = since + spec.drain_timeout();
         let ports: BTreeSet<u16> = spec.ports_in_use().map(|p| p.internal.get()).collect();
-        // A connection accepted just before the hold (by docker-proxy, on the host) reaches
-        // the container a moment later: let it arrive before counting.
+        // A connection docker-proxy accepted on the host just before the hold reaches the
+        // container a moment later; until it does, it is open on the host, on a published
+        // port, so it is counted there (a fixed wait for it cost every switch 100 ms).
+        let published: BTreeSet<u16> = spec.ports_in_use().map(|p| p.external.get()).collect();
         tokio::time::sleep(SETTLE).await;
         let pid = match self.docker.inspect(name).await {
             Ok(Some(c)) if c.running && c.pid > 0 => c.pid,
             _ => return (since.elapsed(), 0),
         };
         loop {
-            let open = match sockets.tables(pid) {
+            let inside = match sockets.tables(pid) {
                 Ok(tables) => open_to(&tables, &ports),
                 // Gone (it ended by itself): nothing left to drain.
                 Err(_) => 0,
             };
+            let at_host = sockets
+                .tables(std::process::id())
+                .map_or(0, |tables| open_to(&tables, &published));
+            // A proxied connection shows on both sides once it has reached the container.
+            let open = inside.max(at_host);
             if open == 0 || tokio::time::Instant::now() >= deadline {
                 return (since.elapsed(), open);
             }

@@ -99,6 +99,47 @@ async fn open_connections_drain_until_the_drain_timeout() {
     assert!(done.held >= done.drained);
 }
 
+/// Socket tables where the host (this process's namespace) shows one connection on
+/// `port` for the first `reads` looks, and the container shows none: one docker-proxy
+/// accepted and has not passed on yet.
+#[derive(Debug)]
+struct AtHost {
+    port: u16,
+    reads: Mutex<usize>,
+}
+
+impl SocketTables for AtHost {
+    fn tables(&self, pid: u32) -> anyhow::Result<Vec<String>> {
+        let mut t = String::from("  sl  local_address rem_address   st\n");
+        let mut reads = self.reads.lock().unwrap();
+        if pid == std::process::id() && *reads > 0 {
+            *reads -= 1;
+            t.push_str(&format!(
+                "   0: 0100007F:{:04X} 0100007F:C350 01 00000000:00000000\n",
+                self.port
+            ));
+        }
+        Ok(vec![t])
+    }
+}
+
+#[tokio::test]
+async fn a_connection_docker_proxy_accepted_before_the_hold_is_drained_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _app, id) = host(dir.path(), "").await;
+    let published = h.spec(&id).unwrap().ports[0].external.get();
+    let tables = AtHost {
+        port: published,
+        reads: Mutex::new(3),
+    };
+    let lock = h.lock(&id).await.unwrap();
+    let done = h.switch_locked(&lock, &tables, None).await.unwrap();
+    assert_eq!(done.cut, 0);
+    // Three looks saw it open, DRAIN_POLL apart.
+    assert!(done.drained >= DRAIN_POLL * 3, "{done:?}");
+    assert_eq!(*tables.reads.lock().unwrap(), 0);
+}
+
 #[tokio::test]
 async fn a_failed_restart_lets_the_held_connections_go_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
