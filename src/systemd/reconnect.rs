@@ -99,7 +99,15 @@ struct Slot<C> {
 #[derive(Debug)]
 pub struct Reconnecting<C> {
     slot: Mutex<Slot<C>>,
+    /// Calls in flight at once ([`IN_FLIGHT`]).
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// How many calls may be in flight on the connection at once. The bus refuses a call past
+/// its limit of pending replies per connection (128 on the system bus of Debian and Fedora:
+/// `LimitsExceeded`), and one call of gear's can be several bus calls (a job: AddMatch,
+/// StartUnit); 100 starts asked at once made 2 fail. The others wait their turn.
+pub const IN_FLIGHT: usize = 32;
 
 impl<C> Default for Reconnecting<C> {
     fn default() -> Self {
@@ -108,6 +116,7 @@ impl<C> Default for Reconnecting<C> {
                 generation: 0,
                 conn: None,
             }),
+            in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
         }
     }
 }
@@ -165,6 +174,8 @@ impl<C: Link> Reconnecting<C> {
         OpFut: Future<Output = anyhow::Result<T>>,
     {
         let (mut reconnected, mut waits) = (false, AWAY_WAITS.iter());
+        // Never closed, so acquiring cannot fail.
+        let _turn = self.in_flight.acquire().await?;
         loop {
             let handle = self.get(&connect).await?;
             match op(handle.conn.clone()).await {

@@ -236,3 +236,6 @@ Scale ($installed containers installed, $STARTS of them started at once):
 | \`GET /containers\` with $running running: p50 / p99 | $(pct 50 < /tmp/list-running.txt | sms) / $(pct 99 < /tmp/list-running.txt | sms) ms |
 | \`gear-api\` memory after the starts | $((rss_started / 1024)) MiB ($rss_started kB) |
 EOT
+# Leave the machine to the next script: no container running, the cycle's port free.
+systemctl stop container.target
+gear delete localhost/cycle >/dev/null

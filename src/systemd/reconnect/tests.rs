@@ -228,3 +228,25 @@ fn a_method_timeout_is_not_pid1_away() {
     assert!(!is_manager_away(&timeout));
     assert!(is_manager_away(&pid1_away()));
 }
+
+#[tokio::test]
+async fn at_most_in_flight_calls_run_at_once_and_the_others_wait_their_turn() {
+    let (bus, slot) = (Bus::default(), Reconnecting::<FakeConn>::default());
+    let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let call = || {
+        slot.call(
+            || bus.connect(),
+            Retry::Once,
+            |_conn| async {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            },
+        )
+    };
+    let results = futures_util::future::join_all((0..100).map(|_| call())).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(most.load(Ordering::SeqCst), IN_FLIGHT);
+}
