@@ -18,6 +18,7 @@ use crate::container::idling::{Woken, hold_rules, running_rules};
 use crate::container::lock::Lock;
 use crate::container::ports::{PortNumber, PortRange, Ports};
 use crate::container::spec::ContainerSpec;
+use crate::container::spec::cache::SpecCache;
 use crate::container::unit::docker_name;
 use crate::docker::Docker;
 use crate::id::{ContainerId, UNIT_PATTERN};
@@ -90,6 +91,8 @@ pub struct Idler<P: Parts> {
     /// this way too, and wait until no wake is under way.
     unresolved: Vec<(Held, Instant, bool)>,
     events: UnboundedSender<Event>,
+    /// The specs a tick looks at, read again only when they change.
+    specs: SpecCache,
 }
 
 impl<P: Parts> Idler<P> {
@@ -110,6 +113,7 @@ impl<P: Parts> Idler<P> {
             frozen: HashMap::new(),
             unresolved: Vec::new(),
             events,
+            specs: SpecCache::default(),
         };
         (idler, rx)
     }
@@ -329,12 +333,27 @@ impl<P: Parts> Idler<P> {
             host.installed.get(&host.paths)?.iter().cloned().collect();
         self.frozen = self.frozen_addresses(&installed).await;
         // Containers gone while the idler was away still have rules to remove.
-        let candidates: BTreeSet<ContainerId> = installed
-            .iter()
-            .cloned()
-            .chain(listing.rules.keys().map(|r| r.id.clone()))
-            .filter(|id| !self.waking.contains_key(id) && !self.busy.contains(id))
-            .collect();
+        let with_rules: BTreeSet<ContainerId> =
+            listing.rules.keys().map(|r| r.id.clone()).collect();
+        let mut candidates = BTreeSet::new();
+        for id in installed.iter().chain(&with_rules) {
+            if self.waking.contains_key(id) || self.busy.contains(id) {
+                continue;
+            }
+            // No rules, no idle mark, no idle policy (most containers): nothing to do, so
+            // neither its lock nor its state is needed.
+            let mut idles = || {
+                marked(&host.paths, id).map_or(true, |m| m.is_some())
+                    || self
+                        .specs
+                        .get(&host.paths, id)
+                        .map_or(true, |s| s.idle.is_some())
+            };
+            if with_rules.contains(id) || !installed.contains(id) || idles() {
+                candidates.insert(id.clone());
+            }
+        }
+        self.specs.retain(|id| installed.contains(id));
         let mut locks = HashMap::new();
         for id in candidates {
             if let Some(lock) = host.try_lock(&id)? {
@@ -354,7 +373,11 @@ impl<P: Parts> Idler<P> {
         let (mut idle, mut watched) = (0, 0);
         let ids: Vec<ContainerId> = locks.keys().cloned().collect();
         for id in ids {
-            let Some(spec) = host.spec(&id).ok().filter(|_| installed.contains(&id)) else {
+            let spec = match installed.contains(&id) {
+                true => self.specs.get(&host.paths, &id).ok(),
+                false => None,
+            };
+            let Some(spec) = spec else {
                 scope.insert(id); // not (or no longer) installed: no rules
                 continue;
             };

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::host::{Host, Parts};
 use super::ports::PortNumber;
 use super::probe::{self, HttpPath, InvalidProbe, ReadyProbe, Wait};
-use super::spec::{ContainerSpec, RestartPolicy};
+use super::spec::RestartPolicy;
 use super::unit::docker_name;
 use crate::atomic_file;
 use crate::docker::Docker;
@@ -135,6 +135,8 @@ struct Standing {
 #[derive(Debug, Default)]
 pub struct Checker {
     standing: HashMap<ContainerId, Standing>,
+    /// The specs a round looks at, read again only when they change.
+    specs: super::spec::cache::SpecCache,
 }
 
 /// What a round found a container in need of.
@@ -156,8 +158,10 @@ impl Checker {
     ) -> anyhow::Result<Vec<Failing>> {
         let mut failing = Vec::new();
         let mut seen = Vec::new();
-        for id in host.installed.get(&host.paths)?.iter() {
-            let Some(spec) = ContainerSpec::load(&host.paths, id).ok() else {
+        let installed = host.installed.get(&host.paths)?;
+        self.specs.retain(|id| installed.binary_search(id).is_ok());
+        for id in installed.iter() {
+            let Some(spec) = self.specs.get(&host.paths, id).ok() else {
                 continue;
             };
             let Some(check) = spec.health.clone() else {

@@ -552,5 +552,7 @@ impl ContainerSpec {
     }
 }
 
+pub mod cache;
+
 #[cfg(test)]
 mod tests;

@@ -146,6 +146,12 @@ lat "$api/containers" > /tmp/list.txt
 lat "$api/containers?all=1" > /tmp/listall.txt
 sleep 1
 rss_scale=$(rss_kb)
+# gear-idler's own work with them all installed (none of them idles): CPU over 10 s.
+systemctl start gear-idler.service
+sleep 2
+idler_pid=$(systemctl show -P MainPID gear-idler.service)
+cpu() { awk '{print $14 + $15}' "/proc/$idler_pid/stat"; }
+c0=$(cpu); sleep 10; idler_cpu=$(( ($(cpu) - c0) * 1000 / $(getconf CLK_TCK) ))
 # The floor under the starts at once: as many plain `docker run -d` at once, the same image
 # and a published port, with the same 1000 units installed; removed before gear's.
 : > /tmp/dstarts.txt
@@ -227,6 +233,7 @@ Scale ($installed containers installed, $STARTS of them started at once):
 | \`GET /containers\`, $installed installed: p50 / p99 | $(pct 50 < /tmp/list.txt | sms) / $(pct 99 < /tmp/list.txt | sms) ms |
 | \`GET /containers?all=1\`, $installed installed: p50 / p99 | $(pct 50 < /tmp/listall.txt | sms) / $(pct 99 < /tmp/listall.txt | sms) ms |
 | \`gear-api\` memory after $installed installs | $((rss_scale / 1024)) MiB ($rss_scale kB) |
+| \`gear-idler\` CPU with $installed installed, none idling: over 10 s | $idler_cpu ms ($(awk -v c=$idler_cpu 'BEGIN {printf "%.1f", c / 100}')% of one core) |
 | $STARTS \`docker run -d\` at once (the floor): all done after | $(echo $t_dstarts | ms) ms ($(awk -v t=$t_dstarts -v n="$STARTS" 'BEGIN {printf "%.1f", t / n / 1e6}') ms per start), $dstarted_ok of $STARTS started |
 | each of those: median / p99 / max | $(pct 50 < /tmp/dstart-lat.txt | ms) / $(pct 99 < /tmp/dstart-lat.txt | ms) / $(pct 100 < /tmp/dstart-lat.txt | ms) ms |
 | $STARTS gear starts at once (\`PUT /container/:id/started\`, each until active): all done after | $(echo $t_starts | ms) ms ($(awk -v t=$t_starts -v n="$STARTS" 'BEGIN {printf "%.1f", t / n / 1e6}') ms per start) |
