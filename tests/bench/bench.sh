@@ -15,7 +15,7 @@ set -euo pipefail
 api=http://127.0.0.1:43273
 img=gear-test/httpd:latest
 N=${N:-200}            # installs in each install loop
-R=${R:-15}             # rounds of each start/stop/restart and first-answer measure
+R=${R:-25}             # rounds of each start/stop/restart and first-answer measure
 SCALE=${SCALE:-1000}   # containers installed in the scale run
 STARTS=${STARTS:-100}  # of them, started at once
 body='{"Image":"gear-test/httpd:latest","Ports":[{"Internal":8080}]}'
@@ -144,6 +144,9 @@ installed=$(ls /var/lib/containers/units | grep -c '^ctr-')
 lat() { for _ in $(seq 300); do curl -s -o /dev/null -w '%{time_total}\n' "$1"; done; }
 lat "$api/containers" > /tmp/list.txt
 lat "$api/containers?all=1" > /tmp/listall.txt
+# The same 300 on one keep-alive connection: the agent's answer without the connection's setup.
+# shellcheck disable=SC2046 # one URL per word
+curl -s -o /dev/null -w '%{time_total}\n' $(for _ in $(seq 300); do echo "$api/containers"; done) > /tmp/listka.txt
 sleep 1
 rss_scale=$(rss_kb)
 # gear-idler's own work with them all installed (none of them idles): CPU over 10 s.
@@ -230,7 +233,8 @@ Scale ($installed containers installed, $STARTS of them started at once):
 | measure | result |
 |---|---|
 | keep-alive install, median: containers $((N + 1))-$((N + 100)) / the middle 100 / the last 100 | $(sed -n 1,100p /tmp/all-ka.txt | pct 50 | sms) / $(sed -n "$((ka_n / 2 - 49)),$((ka_n / 2 + 50))p" /tmp/all-ka.txt | pct 50 | sms) / $(sed -n "$((ka_n - 99)),${ka_n}p" /tmp/all-ka.txt | pct 50 | sms) ms |
-| \`GET /containers\`, $installed installed: p50 / p99 | $(pct 50 < /tmp/list.txt | sms) / $(pct 99 < /tmp/list.txt | sms) ms |
+| \`GET /containers\`, $installed installed, a new curl each: p50 / p99 | $(pct 50 < /tmp/list.txt | sms) / $(pct 99 < /tmp/list.txt | sms) ms |
+| \`GET /containers\`, $installed installed, one keep-alive connection: p50 / p99 | $(pct 50 < /tmp/listka.txt | sms) / $(pct 99 < /tmp/listka.txt | sms) ms |
 | \`GET /containers?all=1\`, $installed installed: p50 / p99 | $(pct 50 < /tmp/listall.txt | sms) / $(pct 99 < /tmp/listall.txt | sms) ms |
 | \`gear-api\` memory after $installed installs | $((rss_scale / 1024)) MiB ($rss_scale kB) |
 | \`gear-idler\` CPU with $installed installed, none idling: over 10 s | $idler_cpu ms ($(awk -v c=$idler_cpu 'BEGIN {printf "%.1f", c / 100}')% of one core) |
