@@ -102,7 +102,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match cli.step {
+                // As `docker run` fails on its own errors: the stop step then asks Docker
+                // what is left instead of taking the container for removed.
+                Step::Run { .. } => ExitCode::from(step::RUN_FAILED),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
