@@ -21,6 +21,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
 
 use super::{McsLevel, walk};
+use crate::container::ports::read_target;
 use crate::container::spec::ContainerSpec;
 use crate::id::ContainerId;
 use crate::paths::Paths;
@@ -264,17 +265,6 @@ fn scan(dir: &Path) -> anyhow::Result<Vec<(McsLevel, String)>> {
         }
     }
     Ok(entries)
-}
-
-/// The target of an entry; `None` when there is none. Something that is not a symlink
-/// still holds its level, for no one.
-fn read_target(link: &Path) -> anyhow::Result<Option<String>> {
-    match fs::read_link(link) {
-        Ok(target) => Ok(Some(target.to_string_lossy().into_owned())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(Some("(not a symlink)".into())),
-        Err(e) => Err(e).with_context(|| format!("reading {}", link.display())),
-    }
 }
 
 /// Removes the entry of `level` if it names `id`; tells whether it did.

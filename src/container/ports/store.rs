@@ -330,27 +330,15 @@ impl Entry {
 /// Reads every reservation. Names that are not port numbers (temporary `.` files, geard's
 /// old `interfaces/` tree) are not reservations and are skipped.
 fn scan(dir: &Path) -> anyhow::Result<Vec<Entry>> {
-    let read = match fs::read_dir(dir) {
-        Ok(read) => read,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
     let mut entries = Vec::new();
-    for item in read {
-        let item = item.with_context(|| format!("reading {}", dir.display()))?;
-        let Some(external) = item.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
+    for (external, path) in numbered(dir)? {
         // Released between read_dir and readlink: no longer a reservation.
-        let Some(target) = read_target(&item.path())? else {
+        let Some(target) = read_target(&path)? else {
             continue;
         };
         let owner = parse_target(&target);
         if owner.is_none() {
-            log::warn!(
-                "{} does not name a container: {target:?}",
-                item.path().display()
-            );
+            log::warn!("{} does not name a container: {target:?}", path.display());
         }
         entries.push(Entry { external, owner });
     }
@@ -359,19 +347,24 @@ fn scan(dir: &Path) -> anyhow::Result<Vec<Entry>> {
 
 /// The host ports reserved: the names of the entries, no target read.
 fn names(dir: &Path) -> anyhow::Result<HashSet<PortNumber>> {
+    Ok(numbered(dir)?.into_iter().map(|(port, _)| port).collect())
+}
+
+/// The entries named by a port number, with their paths; none when there is no directory.
+fn numbered(dir: &Path) -> anyhow::Result<Vec<(PortNumber, PathBuf)>> {
     let read = match fs::read_dir(dir) {
         Ok(read) => read,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
     };
-    let mut taken = HashSet::new();
+    let mut entries = Vec::new();
     for item in read {
         let item = item.with_context(|| format!("reading {}", dir.display()))?;
-        if let Some(external) = item.file_name().to_str().and_then(|n| n.parse().ok()) {
-            taken.insert(external);
+        if let Some(port) = item.file_name().to_str().and_then(|n| n.parse().ok()) {
+            entries.push((port, item.path()));
         }
     }
-    Ok(taken)
+    Ok(entries)
 }
 
 /// Those of the entries `held` that name `id` (external → internal).
@@ -392,9 +385,10 @@ fn owned(
     Ok(mine)
 }
 
-/// The target text of a reservation; `None` when it does not exist. Something that is not a
-/// symlink still holds its port, with a target that names no one.
-fn read_target(link: &Path) -> anyhow::Result<Option<String>> {
+/// The target text of a reservation (a port's here, an MCS level's in `mcs`); `None` when
+/// it does not exist. Something that is not a symlink still holds what it names, for no
+/// one.
+pub(in crate::container) fn read_target(link: &Path) -> anyhow::Result<Option<String>> {
     match fs::read_link(link) {
         Ok(target) => Ok(Some(target.to_string_lossy().into_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
