@@ -17,7 +17,7 @@ use std::str::FromStr;
 mod store;
 
 pub use store::Ports;
-pub(in crate::container) use store::read_target;
+pub(in crate::container) use store::{numbered, read_target};
 
 use crate::port::parse_u16;
 pub use crate::port::{InvalidPort, PortNumber};

@@ -21,7 +21,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
 
 use super::{McsLevel, walk};
-use crate::container::ports::read_target;
+use crate::container::ports::{numbered, read_target};
 use crate::container::spec::ContainerSpec;
 use crate::id::ContainerId;
 use crate::paths::Paths;
@@ -248,19 +248,10 @@ fn place(tmp: &Path, dir: &Path) -> anyhow::Result<bool> {
 /// Every entry: (level, target). Names that are not levels (hidden temporary files) are
 /// not reservations.
 fn scan(dir: &Path) -> anyhow::Result<Vec<(McsLevel, String)>> {
-    let read = match fs::read_dir(dir) {
-        Ok(read) => read,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
     let mut entries = Vec::new();
-    for item in read {
-        let item = item.with_context(|| format!("reading {}", dir.display()))?;
-        let Some(level) = item.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
+    for (level, path) in numbered(dir)? {
         // Released between read_dir and readlink: no longer a reservation.
-        if let Some(target) = read_target(&item.path())? {
+        if let Some(target) = read_target(&path)? {
             entries.push((level, target));
         }
     }

@@ -350,8 +350,12 @@ fn names(dir: &Path) -> anyhow::Result<HashSet<PortNumber>> {
     Ok(numbered(dir)?.into_iter().map(|(port, _)| port).collect())
 }
 
-/// The entries named by a port number, with their paths; none when there is no directory.
-fn numbered(dir: &Path) -> anyhow::Result<Vec<(PortNumber, PathBuf)>> {
+/// The entries of a reservation directory whose names parse as `T` (a port number here, an
+/// MCS level in `mcs`), with their paths; none when there is no directory. Other names
+/// (temporary files, geard's old `interfaces/` tree) are not reservations.
+pub(in crate::container) fn numbered<T: std::str::FromStr>(
+    dir: &Path,
+) -> anyhow::Result<Vec<(T, PathBuf)>> {
     let read = match fs::read_dir(dir) {
         Ok(read) => read,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -360,8 +364,8 @@ fn numbered(dir: &Path) -> anyhow::Result<Vec<(PortNumber, PathBuf)>> {
     let mut entries = Vec::new();
     for item in read {
         let item = item.with_context(|| format!("reading {}", dir.display()))?;
-        if let Some(port) = item.file_name().to_str().and_then(|n| n.parse().ok()) {
-            entries.push((port, item.path()));
+        if let Some(name) = item.file_name().to_str().and_then(|n| n.parse().ok()) {
+            entries.push((name, item.path()));
         }
     }
     Ok(entries)
