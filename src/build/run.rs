@@ -281,7 +281,7 @@ async fn next_line<P: Parts>(mut s: Follow<P>) -> Option<(std::io::Result<Bytes>
         if s.done {
             return None;
         }
-        let new = read_from(&log_file(&s.host.paths, &s.id), &mut s.offset);
+        let new = crate::job::run::read_from(&log_file(&s.host.paths, &s.id), &mut s.offset);
         if !new.is_empty() {
             s.pending.extend_from_slice(&new);
         }
@@ -354,19 +354,6 @@ async fn ended<P: Parts>(s: &Follow<P>) -> Option<BuildInfo> {
             Some(BuildInfo::from(&rec))
         }
     }
-}
-
-/// The bytes of `path` after `offset` (none if it does not exist), moving `offset`.
-fn read_from(path: &std::path::Path, offset: &mut u64) -> Vec<u8> {
-    use std::io::{Read as _, Seek as _};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return vec![];
-    };
-    let mut buf = Vec::new();
-    if f.seek(std::io::SeekFrom::Start(*offset)).is_ok() && f.read_to_end(&mut buf).is_ok() {
-        *offset += buf.len() as u64;
-    }
-    buf
 }
 
 #[cfg(test)]

@@ -241,8 +241,9 @@ async fn next_line<P: Parts>(mut s: State<P>) -> Option<(std::io::Result<Bytes>,
     }
 }
 
-/// The bytes of `path` after `offset` (none if it does not exist yet), moving `offset`.
-fn read_from(path: &std::path::Path, offset: &mut u64) -> Vec<u8> {
+/// The bytes of `path` after `offset` (none if it does not exist yet), moving `offset`: what
+/// a log followed as it grows gained since the last look (a job's output, a build's log).
+pub(crate) fn read_from(path: &std::path::Path, offset: &mut u64) -> Vec<u8> {
     use std::io::{Read as _, Seek as _};
     let Ok(mut f) = std::fs::File::open(path) else {
         return vec![];
