@@ -129,6 +129,21 @@ impl Agent {
         std::fs::read_to_string(self.root.path().join("stderr")).unwrap()
     }
 
+    /// Asserts that a `gear list-units` whose stderr is `gear_stderr` reached this agent:
+    /// with no D-Bus behind it, its answer is that error, and it logged the request.
+    pub fn assert_reached_by_list(&self, gear_stderr: &str) {
+        assert!(
+            gear_stderr.contains("connecting to the system D-Bus"),
+            "{gear_stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            self.stderr().contains("GET /containers -> 500"),
+            "{}",
+            self.stderr()
+        );
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.path().join(rel)
     }

@@ -49,6 +49,21 @@ async fn host(
     (h, app, id)
 }
 
+/// An update to image `bad` (present), started, whose unit fails every start (the old
+/// spec's too).
+fn failing_update(h: &Host<Fake>, port: u16) -> InstallRequest {
+    h.docker.images.lock().unwrap().insert("bad".into());
+    h.systemd
+        .failing
+        .lock()
+        .unwrap()
+        .push("ctr-web-1.service".into());
+    serde_json::from_str(&format!(
+        r#"{{"Image":"bad","Started":true,"Ports":[{{"Internal":{port}}}]}}"#
+    ))
+    .unwrap()
+}
+
 fn hold_scripts(h: &Host<Fake>) -> usize {
     h.firewall
         .host_scripts()
@@ -211,17 +226,8 @@ async fn an_update_whose_container_fails_puts_the_old_spec_back_under_the_hold()
     let dir = tempfile::tempdir().unwrap();
     let (h, app, id) = host(dir.path(), "").await;
     let port = app.local_addr().unwrap().port();
-    h.docker.images.lock().unwrap().insert("bad".into());
     // Every start of the unit fails here, the old spec's too: both reasons are given.
-    h.systemd
-        .failing
-        .lock()
-        .unwrap()
-        .push("ctr-web-1.service".into());
-    let body = serde_json::from_str(&format!(
-        r#"{{"Image":"bad","Started":true,"Ports":[{{"Internal":{port}}}]}}"#
-    ))
-    .unwrap();
+    let body = failing_update(&h, port);
     let err = h.install(&id, body, None).await.unwrap_err().to_string();
     assert!(err.contains("and so did the rollback"), "{err}");
     assert_eq!(
@@ -252,16 +258,7 @@ async fn an_undone_update_runs_the_old_image_by_its_recorded_id_not_a_re_pointed
     assert!(text.contains(&before), "{text}");
     std::fs::write(&path, text.replace(&before, "sha256:old")).unwrap();
     h.docker.images.lock().unwrap().insert("sha256:old".into());
-    h.docker.images.lock().unwrap().insert("bad".into());
-    h.systemd
-        .failing
-        .lock()
-        .unwrap()
-        .push("ctr-web-1.service".into());
-    let body = serde_json::from_str(&format!(
-        r#"{{"Image":"bad","Started":true,"Ports":[{{"Internal":{port}}}]}}"#
-    ))
-    .unwrap();
+    let body = failing_update(&h, port);
     h.install(&id, body, None).await.unwrap_err();
     assert_eq!(
         h.spec(&id).unwrap().image.as_str(),
